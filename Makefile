@@ -1,0 +1,35 @@
+# amphi: the first two targets are the README's two commands.
+
+CARGO ?= cargo
+DEMO_ARGS ?=
+
+.PHONY: demo test deps lint build release clean
+
+## Run the embedded demo (SQLite in a temporary folder); prints the URL and the login.
+demo: deps
+	$(CARGO) run --quiet -- demo $(DEMO_ARGS)
+
+## Format check, clippy with -D warnings, and the whole test suite.
+test: deps lint
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --no-fail-fast; \
+	else \
+		echo "cargo-nextest not found: running cargo test"; \
+		$(CARGO) test --no-fail-fast; \
+	fi
+
+deps:
+	@scripts/install-deps.sh
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+build: deps
+	$(CARGO) build
+
+release: deps
+	$(CARGO) build --release
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,10 @@
+//! `Accept-Language` parsing takes any header value.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = amphi::web::i18n::Lang::from_accept_language(text);
+    }
+});

@@ -1,0 +1,272 @@
+//! The `amphi` command line.
+
+use crate::accounts::{Accounts, UserSpec};
+use crate::clock::SystemClock;
+use crate::config::{Config, EXAMPLE_TOML};
+use crate::demo::{self, DemoOptions};
+use crate::redact::Redacted;
+use crate::{logging, server};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// amphi: BigBlueButton webinar gateway.
+#[derive(Debug, Parser)]
+#[command(name = "amphi", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML); AMPHI_* variables override it.
+    #[arg(long, global = true, env = "AMPHI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Run the embedded demo: SQLite in a temporary folder and a demo account.
+    Demo {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Data folder to use instead of a new temporary one.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Show or check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a local account.
+    Add {
+        /// Username (letters, digits and @ . + - _).
+        name: String,
+        /// Password, at least 8 characters; `-` reads it from standard input.
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Name shown in pages (defaults to the username).
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// May use the administration pages.
+        #[arg(long)]
+        staff: bool,
+        /// Has every permission (implies --staff).
+        #[arg(long)]
+        superuser: bool,
+        /// Affiliation such as faculty, employee, student.
+        #[arg(long, default_value = "")]
+        affiliation: String,
+        /// Access group code name (repeatable).
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
+    /// List accounts.
+    List,
+    /// Replace a local password.
+    SetPassword {
+        name: String,
+        /// New password; `-` reads it from standard input.
+        #[arg(long)]
+        password: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for USER and print it (it is shown only once).
+    Create {
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the default configuration, every key commented.
+    PrintDefault,
+    /// Check a configuration file (with AMPHI_* overrides) and report the first problem.
+    Check { file: PathBuf },
+}
+
+fn read_password(given: String) -> anyhow::Result<Redacted<String>> {
+    if given != "-" {
+        return Ok(Redacted::new(given));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(Redacted::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config { command } => config_command(command),
+        Command::Demo { listen, data } => {
+            logging::init(&crate::config::LogConfig {
+                filter: std::env::var("AMPHI_LOG").unwrap_or_else(|_| "info".to_owned()),
+                ..Default::default()
+            });
+            demo::run(DemoOptions { listen, data }).await
+        }
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&config.log);
+            server::run(config).await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&quiet(&config));
+            let db = server::open_database(&config).await?;
+            println!(
+                "{} database is up to date ({} migrations)",
+                db.engine(),
+                db.migrate().await?
+            );
+            Ok(())
+        }
+        Command::User { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&quiet(&config));
+            let db = server::open_database(&config).await?;
+            let accounts = Accounts::new(db.clone(), Arc::new(SystemClock), config.auth.clone());
+            user_command(&accounts, command).await
+        }
+        Command::Token { command } => {
+            let config = Config::load(cli.config.as_deref())?;
+            logging::init(&quiet(&config));
+            let db = server::open_database(&config).await?;
+            let accounts = Accounts::new(db, Arc::new(SystemClock), config.auth.clone());
+            let TokenCommand::Create { user, label } = command;
+            let token = accounts.create_api_token(&user, &label).await?;
+            println!("{}", token.expose());
+            Ok(())
+        }
+    }
+}
+
+fn quiet(config: &Config) -> crate::config::LogConfig {
+    crate::config::LogConfig {
+        filter: "warn".to_owned(),
+        ..config.log.clone()
+    }
+}
+
+fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::PrintDefault => {
+            print!("{EXAMPLE_TOML}");
+            Ok(())
+        }
+        ConfigCommand::Check { file } => {
+            let config = Config::load(Some(&file))?;
+            println!(
+                "{}: ok (listen {}, database {}, BBB {})",
+                file.display(),
+                config.listen,
+                crate::db::display_url(&config.database_url()),
+                if config.bbb.api_url.is_empty() {
+                    "not configured"
+                } else {
+                    config.bbb.api_url.as_str()
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn user_command(accounts: &Accounts, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            password,
+            email,
+            display_name,
+            staff,
+            superuser,
+            affiliation,
+            groups,
+        } => {
+            let spec = UserSpec {
+                username: name,
+                password: Some(read_password(password)?),
+                email,
+                display_name,
+                staff,
+                superuser,
+                affiliation,
+                groups,
+            };
+            let user = accounts.create_user(&spec).await?;
+            println!("created user {} (id {})", user.username, user.id);
+            Ok(())
+        }
+        UserCommand::List => {
+            let users = accounts.db().list_users().await?;
+            println!(
+                "{:<24} {:<32} {:<12} {:<6} {:<9} groups",
+                "username", "email", "affiliation", "staff", "superuser"
+            );
+            for user in users {
+                let groups: Vec<String> = accounts
+                    .db()
+                    .user_access_groups(user.id)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.code_name)
+                    .collect();
+                println!(
+                    "{:<24} {:<32} {:<12} {:<6} {:<9} {}",
+                    user.username,
+                    user.email,
+                    user.affiliation,
+                    if user.is_staff { "yes" } else { "no" },
+                    if user.is_superuser { "yes" } else { "no" },
+                    groups.join(",")
+                );
+            }
+            Ok(())
+        }
+        UserCommand::SetPassword { name, password } => {
+            if name.is_empty() {
+                bail!("a username is required");
+            }
+            accounts
+                .set_password(&name, read_password(password)?)
+                .await?;
+            println!("password of {name} changed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! amphi's configuration: one typed struct read from a TOML file, then `AMPHI_*` environment
+//! overrides. Every field names its default in its `///` line; `docker/amphi.example.toml` is the
+//! commented copy of the defaults (a test keeps both equal), and `docs/ref/config.md` maps
+//! Esup-Pod's setting names to these keys.
+
+mod env;
+
+pub use env::ENV_OVERRIDES;
+
+use crate::redact::Redacted;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The commented example configuration, equal to the defaults (checked by a test).
+pub const EXAMPLE_TOML: &str = include_str!("../../docker/amphi.example.toml");
+
+/// Everything amphi can be told at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds. Default `"127.0.0.1:8080"`. Env `AMPHI_LISTEN`.
+    pub listen: SocketAddr,
+    /// URL under which users reach amphi (links in pages and mails, cookie `Secure` flag when
+    /// `https`). Default `"http://127.0.0.1:8080"`. Env `AMPHI_PUBLIC_URL`.
+    pub public_url: String,
+    /// Folder for the SQLite database and other local state. Default `"/var/lib/amphi"`.
+    /// Env `AMPHI_DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// Key that signs CSRF tokens. Default `""`: generated on first start and kept in the database,
+    /// so every instance sharing the database agrees. Env `AMPHI_SECRET_KEY`.
+    pub secret_key: Redacted<String>,
+    pub site: SiteConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub bbb: BbbConfig,
+    pub meetings: MeetingsConfig,
+    pub webinar: WebinarConfig,
+}
+
+/// What users see of the site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteConfig {
+    /// Name shown in the title bar and mails. Default `"amphi"`.
+    pub title: String,
+    /// Language when neither the user's choice nor `Accept-Language` decides: `"fr"` or `"en"`.
+    /// Default `"fr"`.
+    pub default_language: String,
+    /// Administrators' mail addresses (capacity alerts, Pod's `ADMINS`). Default `[]`.
+    pub admins: Vec<String>,
+    /// Serve Prometheus metrics at `/metrics`. Default `true`.
+    pub metrics: bool,
+}
+
+/// Where amphi keeps its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default `""`: SQLite file
+    /// `amphi.sqlite3` in `data_dir`. Env `AMPHI_DATABASE_URL`.
+    pub url: Redacted<String>,
+    /// Largest number of pooled connections. Default `10`.
+    pub max_connections: u32,
+    /// Seconds to wait for the database at start-up and for a pooled connection. Default `5`.
+    pub connect_timeout_seconds: u64,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directives, e.g. `"info,amphi=debug"`. Default `"info"`. Env `AMPHI_LOG`.
+    pub filter: String,
+    /// `"text"` for people, `"json"` for log collectors. Default `"text"`. Env `AMPHI_LOG_FORMAT`.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Login, sessions and the trusted reverse proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Offer the local username/password form. Default `true`.
+    pub local_login: bool,
+    /// Hours a login session lasts. Default `12`.
+    pub session_hours: u32,
+    /// Failed logins for one account within `login_window_minutes` before it is locked for the
+    /// rest of the window. Default `5`.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins from one address within `login_window_minutes` before it is refused.
+    /// Default `20`.
+    pub login_max_failures_per_ip: u32,
+    /// Length of the failed-login window in minutes. Default `15`.
+    pub login_window_minutes: u32,
+    pub proxy: ProxyAuthConfig,
+}
+
+/// Identity taken from headers set by a front proxy (CAS, Shibboleth). Off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyAuthConfig {
+    /// Accept identity headers. Default `false`.
+    pub enabled: bool,
+    /// Addresses (CIDR) of the proxies allowed to send identity headers and `X-Forwarded-For`.
+    /// Default `["127.0.0.1/32", "::1/128"]`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Header holding the username. Default `"X-Remote-User"`.
+    pub user_header: String,
+    /// Header holding the mail address. Default `"X-Remote-Email"`.
+    pub email_header: String,
+    /// Header holding the display name. Default `"X-Remote-Name"`.
+    pub display_name_header: String,
+    /// Header holding the affiliation (e.g. `faculty`). Default `"X-Remote-Affiliation"`.
+    pub affiliation_header: String,
+    /// Header holding the access group code names. Default `"X-Remote-Groups"`.
+    pub groups_header: String,
+    /// Separator between group code names in `groups_header`. Default `";"`.
+    pub groups_separator: String,
+}
+
+/// The BigBlueButton (or Scalelite) server amphi drives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BbbConfig {
+    /// API URL ending in `/bigbluebutton/api` (Pod's `BBB_API_URL`). Default `""`: no server
+    /// configured. Env `AMPHI_BBB_API_URL`.
+    pub api_url: String,
+    /// Shared secret from `bbb-conf --secret` (Pod's `BBB_SECRET_KEY`). Default `""`.
+    /// Env `AMPHI_BBB_SECRET`.
+    pub secret: Redacted<String>,
+    /// Checksum algorithm: `"sha1"`, `"sha256"`, `"sha384"` or `"sha512"`. Default `"sha256"`.
+    /// Env `AMPHI_BBB_CHECKSUM`.
+    pub checksum: ChecksumAlgorithm,
+    /// Where BBB sends users who leave (Pod's `BBB_LOGOUT_URL`). Default `""`: `public_url`.
+    pub logout_url: String,
+    /// `getMeetingInfo` fields shown to owners (Pod's `BBB_MEETING_INFO`).
+    /// Default `["meetingName", "hasUserJoined", "recording", "participantCount",
+    /// "listenerCount", "moderatorCount", "attendees", "attendee", "fullName", "role"]`.
+    pub meeting_info: Vec<String>,
+}
+
+/// BBB API checksum algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChecksumAlgorithm {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// Meeting management (Pod's `USE_MEETING` and `MEETING_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeetingsConfig {
+    /// Show "My meetings" (Pod's `USE_MEETING`). Default `true`.
+    pub enabled: bool,
+    /// Only staff may list, add and edit meetings; joining is unaffected (Pod's
+    /// `RESTRICT_EDIT_MEETING_ACCESS_TO_STAFF_ONLY`). Default `false`.
+    pub restrict_edit_to_staff: bool,
+    /// Offer recording options and recording pages (the opposite of Pod's
+    /// `MEETING_DISABLE_RECORD`). Default `true`.
+    pub recordings: bool,
+    /// Longest expected duration a form accepts, in hours (Pod's `MEETING_MAX_DURATION`).
+    /// Default `5`.
+    pub max_duration_hours: u32,
+    /// Slides preloaded in every new meeting, a path under `web/static` (Pod's
+    /// `MEETING_PRE_UPLOAD_SLIDES`). Default `""`: none.
+    pub pre_upload_slides: String,
+    /// Card image, a path under `web/static` (Pod's `DEFAULT_MEETING_THUMBNAIL`).
+    /// Default `"img/default-meeting.svg"`.
+    pub default_thumbnail: String,
+}
+
+/// Webinar mode (Pod's `USE_MEETING_WEBINAR` and `MEETING_WEBINAR_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebinarConfig {
+    /// Offer webinar mode (Pod's `USE_MEETING_WEBINAR`). Default `true`.
+    pub enabled: bool,
+    /// Access group code names allowed to create webinars (Pod's `MEETING_WEBINAR_AFFILIATION`).
+    /// Default `["faculty", "employee", "staff"]`.
+    pub affiliations: Vec<String>,
+    /// Permission group whose members may create webinars (Pod's `MEETING_WEBINAR_GROUP_ADMIN`).
+    /// Default `"meeting webinar admin"`.
+    pub admin_group: String,
+    /// Lives this instance can capture at once. Default `2`.
+    pub max_lives: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("/var/lib/amphi"),
+            secret_key: Redacted::default(),
+            site: SiteConfig::default(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            bbb: BbbConfig::default(),
+            meetings: MeetingsConfig::default(),
+            webinar: WebinarConfig::default(),
+        }
+    }
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            title: "amphi".to_owned(),
+            default_language: "fr".to_owned(),
+            admins: Vec::new(),
+            metrics: true,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Redacted::default(),
+            max_connections: 10,
+            connect_timeout_seconds: 5,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            local_login: true,
+            session_hours: 12,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_ip: 20,
+            login_window_minutes: 15,
+            proxy: ProxyAuthConfig::default(),
+        }
+    }
+}
+
+impl Default for ProxyAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            trusted_proxies: vec![
+                "127.0.0.1/32".parse().expect("valid CIDR"),
+                "::1/128".parse().expect("valid CIDR"),
+            ],
+            user_header: "X-Remote-User".to_owned(),
+            email_header: "X-Remote-Email".to_owned(),
+            display_name_header: "X-Remote-Name".to_owned(),
+            affiliation_header: "X-Remote-Affiliation".to_owned(),
+            groups_header: "X-Remote-Groups".to_owned(),
+            groups_separator: ";".to_owned(),
+        }
+    }
+}
+
+impl Default for BbbConfig {
+    fn default() -> Self {
+        Self {
+            api_url: String::new(),
+            secret: Redacted::default(),
+            checksum: ChecksumAlgorithm::Sha256,
+            logout_url: String::new(),
+            meeting_info: [
+                "meetingName",
+                "hasUserJoined",
+                "recording",
+                "participantCount",
+                "listenerCount",
+                "moderatorCount",
+                "attendees",
+                "attendee",
+                "fullName",
+                "role",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        }
+    }
+}
+
+impl Default for MeetingsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            restrict_edit_to_staff: false,
+            recordings: true,
+            max_duration_hours: 5,
+            pre_upload_slides: String::new(),
+            default_thumbnail: "img/default-meeting.svg".to_owned(),
+        }
+    }
+}
+
+impl Default for WebinarConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            affiliations: ["faculty", "employee", "staff"].map(str::to_owned).to_vec(),
+            admin_group: "meeting webinar admin".to_owned(),
+            max_lives: 2,
+        }
+    }
+}
+
+/// Why a configuration was refused. Messages name the file, line and key; never a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Parses TOML text (no environment). `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: describe_toml_error(text, &e),
+        })
+    }
+
+    /// Reads the file (when given), applies the process environment, and validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`] with an explicit environment lookup (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text, path)?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        let public = url::Url::parse(&self.public_url)
+            .map_err(|e| invalid("public_url", &format!("not a URL ({e})")))?;
+        if !matches!(public.scheme(), "http" | "https") {
+            return Err(invalid("public_url", "must start with http:// or https://"));
+        }
+        if !self.bbb.api_url.is_empty() {
+            let api = url::Url::parse(&self.bbb.api_url)
+                .map_err(|e| invalid("bbb.api_url", &format!("not a URL ({e})")))?;
+            if !matches!(api.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "bbb.api_url",
+                    "must start with http:// or https://",
+                ));
+            }
+            if self.bbb.secret.is_empty() {
+                return Err(invalid(
+                    "bbb.secret",
+                    "is required when bbb.api_url is set (run `bbb-conf --secret` on the BBB server)",
+                ));
+            }
+        }
+        if !matches!(self.site.default_language.as_str(), "fr" | "en") {
+            return Err(invalid("site.default_language", "must be \"fr\" or \"en\""));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.auth.session_hours == 0 {
+            return Err(invalid("auth.session_hours", "must be at least 1"));
+        }
+        if self.auth.login_window_minutes == 0 {
+            return Err(invalid("auth.login_window_minutes", "must be at least 1"));
+        }
+        if self.auth.proxy.enabled && self.auth.proxy.user_header.trim().is_empty() {
+            return Err(invalid(
+                "auth.proxy.user_header",
+                "must name a header when the proxy mode is enabled",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| invalid("log.filter", &e.to_string()))?;
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.data_dir.join("amphi.sqlite3").to_string_lossy()
+            )
+        } else {
+            self.database.url.expose().clone()
+        }
+    }
+
+    /// Whether cookies must carry the `Secure` flag.
+    pub fn cookies_secure(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+/// Turns a toml error into "line L, column C: message (key `a.b`)" without echoing the value,
+/// which may be a secret.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(span) = error.span() else {
+        return message.to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let key = key_at(text, span.start);
+    let message = match &key {
+        Some(key) if SECRET_KEYS.contains(&key.as_str()) => hide_quoted(message),
+        _ => message.to_owned(),
+    };
+    match key {
+        Some(key) => format!("line {line}, column {column}, key `{key}`: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
+}
+
+/// Keys whose values are secrets: their parse errors never quote the value.
+const SECRET_KEYS: &[&str] = &["secret_key", "bbb.secret", "database.url"];
+
+/// Replaces every `quoted` part of a serde message (where values are echoed) with `…`.
+fn hide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for part in message.split('`') {
+        out.push_str(if inside { "…" } else { part });
+        inside = !inside;
+    }
+    out
+}
+
+/// The dotted key of the `key = value` line holding `offset`, from the nearest `[table]` header.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut consumed = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            table = header.trim_end_matches(']').trim().to_owned();
+        }
+        if offset < consumed + line.len() {
+            let name = trimmed.split('=').next()?.trim();
+            if trimmed.starts_with('[') || name.is_empty() || !trimmed.contains('=') {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{table}.{name}")
+            });
+        }
+        consumed += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names_line_and_key() {
+        let text = "listen = \"127.0.0.1:8080\"\n[bbb]\nchecksum = \"md5\"\n";
+        let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains("bbb.checksum"), "{message}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let text = "[auth]\nsession_hours = 3\nsesion_hours = 4\n";
+        let message = Config::from_toml(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("sesion_hours"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+    }
+
+    #[test]
+    fn secret_value_is_not_echoed_in_type_errors() {
+        let text = "[bbb]\nsecret = 12345678901234567890\n";
+        let message = Config::from_toml(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("12345678901234567890"), "{message}");
+        assert!(message.contains("bbb.secret"), "{message}");
+    }
+}

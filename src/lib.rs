@@ -1,0 +1,21 @@
+//! amphi: a BigBlueButton webinar gateway.
+//!
+//! One folder per external interface (see `docs/design/` and the README). This crate is both the
+//! library the tests drive and the `amphi` binary's implementation.
+
+pub mod accounts;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod logging;
+pub mod redact;
+pub mod server;
+pub mod web;
+
+/// Installs the process-wide rustls crypto provider (ring). Call it first thing in `main` and in
+/// test setup; calling it twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

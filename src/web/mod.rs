@@ -1,0 +1,148 @@
+//! HTTP: the axum router built by [`router`], pages rendered from `web/templates`, static files
+//! from `web/static`, the JSON API, and the middleware that resolves who is asking (session,
+//! trusted proxy headers or API token), in which language, and checks CSRF on every form.
+
+pub mod context;
+pub mod cookies;
+pub mod error;
+pub mod i18n;
+pub mod metrics;
+mod pages;
+pub mod templates;
+
+pub use context::RequestContext;
+pub use error::{AppError, Msg};
+
+use crate::accounts::Accounts;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::redact::Redacted;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rust_embed::RustEmbed;
+use std::sync::Arc;
+
+/// Everything a request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub accounts: Accounts,
+    pub clock: Arc<dyn Clock>,
+    pub templates: Arc<templates::Templates>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Key for CSRF tokens (from `secret_key` or generated into the database).
+    pub secret_key: Arc<Redacted<Vec<u8>>>,
+}
+
+impl AppState {
+    /// Builds the state; `secret_key` must already be resolved (see `server::resolve_secret_key`).
+    pub fn new(
+        config: Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        secret_key: Redacted<Vec<u8>>,
+    ) -> Result<Self, String> {
+        let catalog = Arc::new(i18n::Catalog::load()?);
+        let accounts = Accounts::new(db.clone(), Arc::clone(&clock), config.auth.clone());
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            accounts,
+            clock,
+            templates: Arc::new(templates::Templates::load(catalog)),
+            metrics: Arc::new(metrics::Metrics::new()),
+            secret_key: Arc::new(secret_key),
+        })
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/account", get(pages::account))
+        .route("/language", post(pages::language))
+        .route("/api/v1/me", get(pages::api_me))
+        .route("/static/{*path}", get(static_file))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    if state.config.site.metrics {
+        app = app.route("/metrics", get(metrics::handler));
+    }
+    app.fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::middleware,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::middleware,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database answers within two seconds.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response(),
+    }
+}
+
+#[derive(RustEmbed)]
+#[folder = "web/static/"]
+struct StaticFiles;
+
+/// Files of `web/static`: from disk in debug builds, embedded in release builds.
+async fn static_file(Path(path): Path<String>) -> Response {
+    let Some(file) = StaticFiles::get(&path) else {
+        return AppError::NotFound.into_response();
+    };
+    let content_type = match path.rsplit('.').next().unwrap_or("") {
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "json" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    let cache = if cfg!(debug_assertions) {
+        "no-cache"
+    } else {
+        "public, max-age=3600"
+    };
+    let mut response = file.data.into_owned().into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}

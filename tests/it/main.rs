@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one module per capability.
+
+mod support;
+
+mod cli;
+mod config;
+mod db;
+mod health;
+mod i18n;
+mod proxy;
+mod redaction;
+mod web_auth;
