@@ -85,6 +85,17 @@ pub enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Grant permissions (such as meeting.change_meeting) or permission group memberships
+    /// (such as "meeting webinar admin").
+    Grant {
+        name: String,
+        /// Permission codename (repeatable).
+        #[arg(long = "permission", value_name = "P")]
+        permissions: Vec<String>,
+        /// Permission group, created when missing (repeatable).
+        #[arg(long = "permission-group", value_name = "G")]
+        permission_groups: Vec<String>,
+    },
     /// Replace a local password.
     SetPassword {
         name: String,
@@ -256,6 +267,36 @@ async fn user_command(accounts: &Accounts, command: UserCommand) -> anyhow::Resu
                     groups.join(",")
                 );
             }
+            Ok(())
+        }
+        UserCommand::Grant {
+            name,
+            permissions,
+            permission_groups,
+        } => {
+            let db = accounts.db();
+            let user = db
+                .user_by_username(&name)
+                .await?
+                .with_context(|| format!("no user named `{name}`"))?;
+            if permissions.is_empty() && permission_groups.is_empty() {
+                bail!("nothing to grant: give --permission or --permission-group");
+            }
+            for group in &permission_groups {
+                db.add_to_permission_group(user.id, group).await?;
+            }
+            for permission in &permissions {
+                if !db.grant_permission(permission, Some(user.id), None).await? {
+                    bail!(
+                        "unknown permission `{permission}` (known: meeting.add_meeting, meeting.change_meeting, meeting.delete_meeting, meeting.view_meeting, meeting.end_meeting)"
+                    );
+                }
+            }
+            println!(
+                "{name}: permissions {:?}, permission groups {:?}",
+                db.user_permissions(user.id).await?,
+                db.user_permission_groups(user.id).await?
+            );
             Ok(())
         }
         UserCommand::SetPassword { name, password } => {

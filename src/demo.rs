@@ -87,7 +87,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     // Best effort: a closed stdout (the reader went away) must not stop the server.
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(announcement.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = out
+        .write_all(announcement.as_bytes())
+        .and_then(|()| out.flush())
+    {
         tracing::warn!(error = %e, "cannot print the demo URL and login");
     }
     drop(out);

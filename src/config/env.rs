@@ -21,7 +21,10 @@ impl Config {
     /// Applies the `AMPHI_*` variables found by `env` on top of the current values.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         for &(var, _) in ENV_OVERRIDES {
-            let Some(value) = env(var) else { continue };
+            // An empty variable counts as unset, so `VAR=` in a compose file keeps the file's value.
+            let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
             let bad = |message: String| ConfigError::Env { var, message };
             match var {
                 "AMPHI_LISTEN" => {

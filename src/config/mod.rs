@@ -412,6 +412,18 @@ impl Config {
         if self.auth.session_hours == 0 {
             return Err(invalid("auth.session_hours", "must be at least 1"));
         }
+        if self.auth.login_max_failures_per_account == 0 {
+            return Err(invalid(
+                "auth.login_max_failures_per_account",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.login_max_failures_per_ip == 0 {
+            return Err(invalid(
+                "auth.login_max_failures_per_ip",
+                "must be at least 1",
+            ));
+        }
         if self.auth.login_window_minutes == 0 {
             return Err(invalid("auth.login_window_minutes", "must be at least 1"));
         }

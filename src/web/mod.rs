@@ -5,6 +5,7 @@
 pub mod context;
 pub mod cookies;
 pub mod error;
+pub mod extract;
 pub mod i18n;
 pub mod metrics;
 mod pages;

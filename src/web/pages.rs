@@ -2,14 +2,15 @@
 
 use super::context::{AuthMethod, LANG_COOKIE, SESSION_COOKIE};
 use super::cookies::{self, CookieSpec};
+use super::extract::{Form, Query};
 use super::i18n::Lang;
 use super::{AppError, AppState, Msg, RequestContext};
 use crate::accounts::LoginError;
 use crate::redact::Redacted;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Extension, Form, Json};
+use axum::{Extension, Json};
 use minijinja::{Value, context};
 use serde::Deserialize;
 

@@ -22,12 +22,17 @@ fn every_subcommand_has_help() {
         &["user", "add"],
         &["user", "list"],
         &["user", "set-password"],
+        &["user", "grant"],
         &["token", "create"],
         &["config", "print-default"],
         &["config", "check"],
     ];
     for args in commands {
-        let output = Command::new(amphi_bin()).args(*args).arg("--help").output().unwrap();
+        let output = Command::new(amphi_bin())
+            .args(*args)
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{args:?}");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("Usage: amphi"), "{args:?}: {text}");
@@ -38,40 +43,89 @@ fn every_subcommand_has_help() {
 async fn users_and_tokens_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let output = amphi(dir.path())
-        .args(["user", "add", "ann", "--password", "correct horse", "--email", "ann@univ.example"])
-        .args(["--staff", "--affiliation", "faculty", "--group", "faculty", "--group", "l3-info"])
+        .args([
+            "user",
+            "add",
+            "ann",
+            "--password",
+            "correct horse",
+            "--email",
+            "ann@univ.example",
+        ])
+        .args([
+            "--staff",
+            "--affiliation",
+            "faculty",
+            "--group",
+            "faculty",
+            "--group",
+            "l3-info",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("created user ann"));
 
-    let output = amphi(dir.path()).args(["user", "add", "ann", "--password", "correct horse"]).output().unwrap();
+    let output = amphi(dir.path())
+        .args(["user", "add", "ann", "--password", "correct horse"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("user `ann` already exists"), "{stderr}");
 
-    let output = amphi(dir.path()).args(["user", "add", "bob", "--password", "short"]).output().unwrap();
+    let output = amphi(dir.path())
+        .args(["user", "add", "bob", "--password", "short"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 8 characters"));
 
     let output = amphi(dir.path()).args(["user", "list"]).output().unwrap();
     let listing = String::from_utf8_lossy(&output.stdout);
-    let line = listing.lines().find(|l| l.starts_with("ann ")).expect("ann listed");
-    assert!(line.contains("ann@univ.example") && line.contains("faculty,l3-info") && line.contains("yes"), "{line}");
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("ann "))
+        .expect("ann listed");
+    assert!(
+        line.contains("ann@univ.example")
+            && line.contains("faculty,l3-info")
+            && line.contains("yes"),
+        "{line}"
+    );
 
-    let output = amphi(dir.path()).args(["token", "create", "ann", "--label", "scripts"]).output().unwrap();
+    let output = amphi(dir.path())
+        .args(["token", "create", "ann", "--label", "scripts"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     assert_eq!(token.len(), 64);
-    let output = amphi(dir.path()).args(["token", "create", "nobody"]).output().unwrap();
+    let output = amphi(dir.path())
+        .args(["token", "create", "nobody"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("no user named `nobody`"));
 
     // The token authenticates ann against the same database.
     amphi::install_crypto_provider();
     let url = format!("sqlite://{}", dir.path().join("amphi.sqlite3").display());
-    let db = amphi::db::Db::connect(&url, &Default::default()).await.unwrap();
-    let accounts = amphi::accounts::Accounts::new(db, std::sync::Arc::new(amphi::clock::SystemClock), Default::default());
-    assert_eq!(accounts.api_user(&token).await.unwrap().unwrap().username, "ann");
+    let db = amphi::db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let accounts = amphi::accounts::Accounts::new(
+        db,
+        std::sync::Arc::new(amphi::clock::SystemClock),
+        Default::default(),
+    );
+    assert_eq!(
+        accounts.api_user(&token).await.unwrap().unwrap().username,
+        "ann"
+    );
 
     let mut child = amphi(dir.path())
         .args(["user", "set-password", "ann", "--password", "-"])
@@ -80,9 +134,17 @@ async fn users_and_tokens_from_the_command_line() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"a new long password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a new long password\n")
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    let (user, _) = accounts.login("ann", "a new long password".to_owned().into(), "127.0.0.1").await.unwrap();
+    let (user, _) = accounts
+        .login("ann", "a new long password".to_owned().into(), "127.0.0.1")
+        .await
+        .unwrap();
     assert_eq!(user.username, "ann");
 }
 
@@ -100,15 +162,33 @@ async fn migrate_on_postgres_and_unreachable_database() {
             .env("AMPHI_DATABASE_URL", &url)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(String::from_utf8_lossy(&output.stdout).contains("PostgreSQL database is up to date"));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("PostgreSQL database is up to date")
+        );
         let output = Command::new(amphi_bin())
             .args(["user", "add", "pg-user", "--password", "correct horse"])
             .env("AMPHI_DATABASE_URL", &url)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        assert!(test_db.db.user_by_username("pg-user").await.unwrap().is_some(), "the user landed in our schema");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            test_db
+                .db
+                .user_by_username("pg-user")
+                .await
+                .unwrap()
+                .is_some(),
+            "the user landed in our schema"
+        );
         test_db.cleanup().await;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -118,13 +198,21 @@ async fn migrate_on_postgres_and_unreachable_database() {
 
     let output = Command::new(amphi_bin())
         .arg("migrate")
-        .env("AMPHI_DATABASE_URL", "postgres://amphi:pw-not-shown@127.0.0.1:1/amphi")
+        .env(
+            "AMPHI_DATABASE_URL",
+            "postgres://amphi:pw-not-shown@127.0.0.1:1/amphi",
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: cannot connect to the database at postgres://amphi:***@127.0.0.1:1/amphi"), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: cannot connect to the database at postgres://amphi:***@127.0.0.1:1/amphi"
+        ),
+        "{stderr}"
+    );
     assert!(!stderr.contains("pw-not-shown"));
 }
 
@@ -164,7 +252,10 @@ async fn demo_serves_the_login_page_with_the_printed_account() {
     .unwrap();
     let (user, password) = login.split_once(" / ").expect("user / password");
 
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let page = client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
@@ -173,14 +264,22 @@ async fn demo_serves_the_login_page_with_the_printed_account() {
     let token = &html[start..start + 64];
     let account = client
         .post(&url)
-        .form(&[("csrf_token", token), ("username", user), ("password", password), ("next", "/account")])
+        .form(&[
+            ("csrf_token", token),
+            ("username", user),
+            ("password", password),
+            ("next", "/account"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(account.status(), 200);
     assert!(account.url().path().ends_with("/account"));
     let body = account.text().await.unwrap();
-    assert!(body.contains("<dd id=\"account-username\">demo</dd>"), "{body}");
+    assert!(
+        body.contains("<dd id=\"account-username\">demo</dd>"),
+        "{body}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

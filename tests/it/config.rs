@@ -1,11 +1,16 @@
 //! Configuration: example file vs defaults, environment overrides, and bad input.
 
-use amphi::config::{ChecksumAlgorithm, Config, ConfigError, ENV_OVERRIDES, EXAMPLE_TOML, LogFormat};
+use amphi::config::{
+    ChecksumAlgorithm, Config, ConfigError, ENV_OVERRIDES, EXAMPLE_TOML, LogFormat,
+};
 use std::collections::HashMap;
 use std::path::Path;
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     move |name| map.get(name).cloned()
 }
 
@@ -20,21 +25,29 @@ fn example_file_equals_the_defaults() {
 fn example_file_shows_and_comments_every_key() {
     fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
         for (key, value) in table {
-            let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let full = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             match value {
                 toml::Value::Table(inner) => keys(&full, inner, out),
                 _ => out.push(full),
             }
         }
     }
-    let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
+    let defaults: toml::Table =
+        toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
     let example: toml::Table = toml::from_str(EXAMPLE_TOML).unwrap();
     let (mut wanted, mut present) = (Vec::new(), Vec::new());
     keys("", &defaults, &mut wanted);
     keys("", &example, &mut present);
     wanted.sort();
     present.sort();
-    assert_eq!(wanted, present, "the example must list exactly the configuration keys");
+    assert_eq!(
+        wanted, present,
+        "the example must list exactly the configuration keys"
+    );
     assert!(wanted.len() > 30, "{wanted:?}");
 
     let lines: Vec<&str> = EXAMPLE_TOML.lines().collect();
@@ -43,8 +56,15 @@ fn example_file_shows_and_comments_every_key() {
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('[') {
             continue;
         }
-        let previous = lines[..index].iter().rev().find(|l| !l.trim().is_empty()).unwrap();
-        assert!(previous.trim().starts_with('#'), "key without a comment: {trimmed}");
+        let previous = lines[..index]
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap();
+        assert!(
+            previous.trim().starts_with('#'),
+            "key without a comment: {trimmed}"
+        );
     }
 }
 
@@ -69,7 +89,10 @@ fn environment_overrides_the_file() {
             ("AMPHI_LISTEN", "0.0.0.0:8443"),
             ("AMPHI_DATABASE_URL", "postgres://amphi@db.example/amphi"),
             ("AMPHI_PUBLIC_URL", "https://webinaires.univ.example"),
-            ("AMPHI_BBB_API_URL", "https://bbb.univ.example/bigbluebutton/api"),
+            (
+                "AMPHI_BBB_API_URL",
+                "https://bbb.univ.example/bigbluebutton/api",
+            ),
             ("AMPHI_BBB_SECRET", "from-env"),
             ("AMPHI_BBB_CHECKSUM", "SHA512"),
             ("AMPHI_LOG_FORMAT", "json"),
@@ -80,7 +103,10 @@ fn environment_overrides_the_file() {
     assert_eq!(config.database_url(), "postgres://amphi@db.example/amphi");
     assert_eq!(config.public_url, "https://webinaires.univ.example");
     assert!(config.cookies_secure());
-    assert_eq!(config.bbb.api_url, "https://bbb.univ.example/bigbluebutton/api");
+    assert_eq!(
+        config.bbb.api_url,
+        "https://bbb.univ.example/bigbluebutton/api"
+    );
     assert_eq!(config.bbb.secret.expose(), "from-env");
     assert_eq!(config.bbb.checksum, ChecksumAlgorithm::Sha512);
     assert_eq!(config.log.format, LogFormat::Json);
@@ -100,10 +126,47 @@ fn every_documented_variable_is_applied() {
         config.apply_env(env(&[(var, value)])).unwrap();
         assert_ne!(config, Config::default(), "{var} did not change {key}");
     }
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ref/config.md")).unwrap();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ref/config.md"))
+        .unwrap();
     for (var, _) in ENV_OVERRIDES {
-        assert!(docs.contains(var), "docs/ref/config.md does not mention {var}");
+        assert!(
+            docs.contains(var),
+            "docs/ref/config.md does not mention {var}"
+        );
     }
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("amphi.toml");
+    std::fs::write(
+        &file,
+        "[bbb]\napi_url = \"https://bbb.example/bigbluebutton/api\"\nsecret = \"s\"\n",
+    )
+    .unwrap();
+    let config = Config::load_with_env(
+        Some(&file),
+        env(&[("AMPHI_BBB_API_URL", ""), ("AMPHI_BBB_SECRET", "")]),
+    )
+    .unwrap();
+    assert_eq!(config.bbb.api_url, "https://bbb.example/bigbluebutton/api");
+    assert_eq!(config.bbb.secret.expose(), "s");
+}
+
+#[test]
+fn zero_login_limits_are_refused() {
+    let err = Config::from_toml(
+        "[auth]\nlogin_max_failures_per_ip = 0\n",
+        Path::new("x.toml"),
+    )
+    .unwrap()
+    .validate()
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("auth.login_max_failures_per_ip"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,14 +178,27 @@ fn default_database_is_sqlite_in_the_data_dir() {
 #[test]
 fn bad_environment_values_name_the_variable() {
     let err = Config::load_with_env(None, env(&[("AMPHI_LISTEN", "localhost")])).unwrap_err();
-    assert!(matches!(err, ConfigError::Env { var: "AMPHI_LISTEN", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Env {
+                var: "AMPHI_LISTEN",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = Config::load_with_env(None, env(&[("AMPHI_BBB_CHECKSUM", "md5")])).unwrap_err();
     assert!(err.to_string().contains("AMPHI_BBB_CHECKSUM"), "{err}");
 }
 
 #[test]
 fn bbb_url_without_secret_is_refused() {
-    let err = Config::load_with_env(None, env(&[("AMPHI_BBB_API_URL", "https://bbb.example/bigbluebutton/api")])).unwrap_err();
+    let err = Config::load_with_env(
+        None,
+        env(&[("AMPHI_BBB_API_URL", "https://bbb.example/bigbluebutton/api")]),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("bbb.secret"), "{err}");
     let err = Config::load_with_env(None, env(&[("AMPHI_PUBLIC_URL", "ftp://x")])).unwrap_err();
     assert!(err.to_string().contains("public_url"), "{err}");
@@ -132,19 +208,29 @@ fn bbb_url_without_secret_is_refused() {
 fn malformed_file_names_the_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "# comment\nlisten = \"127.0.0.1:8080\"\n\n[auth]\nsession_hours = \"twelve\"\n").unwrap();
-    let err = Config::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+    std::fs::write(
+        &file,
+        "# comment\nlisten = \"127.0.0.1:8080\"\n\n[auth]\nsession_hours = \"twelve\"\n",
+    )
+    .unwrap();
+    let err = Config::load_with_env(Some(&file), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 5"), "{err}");
     assert!(err.contains("auth.session_hours"), "{err}");
     assert!(err.contains("bad.toml"), "{err}");
 
     std::fs::write(&file, "[site]\ntitle = \"x\"\ncolour = \"blue\"\n").unwrap();
-    let err = Config::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(&file), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown field `colour`"), "{err}");
     assert!(err.contains("line 3"), "{err}");
 
     std::fs::write(&file, "listen = \n").unwrap();
-    let err = Config::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+    let err = Config::load_with_env(Some(&file), env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 1"), "{err}");
 }
 
@@ -159,7 +245,11 @@ fn config_check_command_reports_one_clear_line() {
         .env_remove("AMPHI_DATABASE_URL")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains(": ok"));
 
     let bad = dir.path().join("bad.toml");
@@ -172,5 +262,8 @@ fn config_check_command_reports_one_clear_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("line 2") && stderr.contains("bbb.checksum"), "{stderr}");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("bbb.checksum"),
+        "{stderr}"
+    );
 }

@@ -24,11 +24,20 @@ async fn migrations_create_the_schema_and_are_idempotent() {
     for test_db in TestDb::all().await {
         let tables = test_db.db.table_names().await.unwrap();
         for table in TABLES {
-            assert!(tables.iter().any(|t| t == table), "{}: missing {table} in {tables:?}", test_db.label);
+            assert!(
+                tables.iter().any(|t| t == table),
+                "{}: missing {table} in {tables:?}",
+                test_db.label
+            );
         }
         let count = test_db.db.migrate().await.unwrap();
         assert!(count >= 1);
-        assert_eq!(test_db.db.table_names().await.unwrap(), tables, "{}", test_db.label);
+        assert_eq!(
+            test_db.db.table_names().await.unwrap(),
+            tables,
+            "{}",
+            test_db.label
+        );
         test_db.cleanup().await;
     }
 }
@@ -49,30 +58,70 @@ async fn users_groups_and_permissions() {
         };
         let ann = db.create_user(&new, start_time()).await.unwrap();
         assert_eq!(ann.username, "ann");
-        assert!(ann.is_staff && !ann.is_superuser && ann.is_active, "{label}");
+        assert!(
+            ann.is_staff && !ann.is_superuser && ann.is_active,
+            "{label}"
+        );
         assert_eq!(ann.created_at, start_time(), "{label}");
 
         let duplicate = db.create_user(&new, start_time()).await.unwrap_err();
-        assert!(matches!(duplicate, db::Error::Conflict(_)), "{label}: {duplicate}");
-        assert!(duplicate.to_string().contains("ann"), "{label}: {duplicate}");
+        assert!(
+            matches!(duplicate, db::Error::Conflict(_)),
+            "{label}: {duplicate}"
+        );
+        assert!(
+            duplicate.to_string().contains("ann"),
+            "{label}: {duplicate}"
+        );
 
-        db.set_user_access_groups(ann.id, &["faculty".into(), "staff".into()]).await.unwrap();
-        let groups: Vec<String> = db.user_access_groups(ann.id).await.unwrap().into_iter().map(|g| g.code_name).collect();
+        db.set_user_access_groups(ann.id, &["faculty".into(), "staff".into()])
+            .await
+            .unwrap();
+        let groups: Vec<String> = db
+            .user_access_groups(ann.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.code_name)
+            .collect();
         assert_eq!(groups, ["faculty", "staff"], "{label}");
-        db.set_user_access_groups(ann.id, &["staff".into()]).await.unwrap();
-        assert_eq!(db.user_access_groups(ann.id).await.unwrap().len(), 1, "{label}");
+        db.set_user_access_groups(ann.id, &["staff".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            db.user_access_groups(ann.id).await.unwrap().len(),
+            1,
+            "{label}"
+        );
 
         assert!(db.user_permissions(ann.id).await.unwrap().is_empty());
-        db.add_to_permission_group(ann.id, "meeting webinar admin").await.unwrap();
-        assert!(db.grant_permission("meeting.end_meeting", None, Some("meeting webinar admin")).await.unwrap());
-        assert!(db.grant_permission("meeting.view_meeting", Some(ann.id), None).await.unwrap());
-        assert!(!db.grant_permission("meeting.fly_to_the_moon", Some(ann.id), None).await.unwrap());
+        db.add_to_permission_group(ann.id, "meeting webinar admin")
+            .await
+            .unwrap();
+        assert!(
+            db.grant_permission("meeting.end_meeting", None, Some("meeting webinar admin"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.grant_permission("meeting.view_meeting", Some(ann.id), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.grant_permission("meeting.fly_to_the_moon", Some(ann.id), None)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             db.user_permissions(ann.id).await.unwrap(),
             ["meeting.end_meeting", "meeting.view_meeting"],
             "{label}"
         );
-        assert_eq!(db.user_permission_groups(ann.id).await.unwrap(), ["meeting webinar admin"]);
+        assert_eq!(
+            db.user_permission_groups(ann.id).await.unwrap(),
+            ["meeting webinar admin"]
+        );
 
         let listed = db.list_users().await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -85,19 +134,58 @@ async fn sessions_expire_and_failures_are_counted() {
     for test_db in TestDb::all().await {
         let db: &Db = &test_db.db;
         let now = start_time();
-        let user = db.create_user(&NewUser { username: "bob".into(), ..NewUser::default() }, now).await.unwrap();
-        db.insert_session("hash-1", user.id, now, now + Duration::hours(1)).await.unwrap();
-        assert!(db.session_user("hash-1", now + Duration::minutes(59)).await.unwrap().is_some());
-        assert!(db.session_user("hash-1", now + Duration::hours(1)).await.unwrap().is_none());
+        let user = db
+            .create_user(
+                &NewUser {
+                    username: "bob".into(),
+                    ..NewUser::default()
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        db.insert_session("hash-1", user.id, now, now + Duration::hours(1))
+            .await
+            .unwrap();
+        assert!(
+            db.session_user("hash-1", now + Duration::minutes(59))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            db.session_user("hash-1", now + Duration::hours(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(db.session_user("other", now).await.unwrap().is_none());
-        assert_eq!(db.purge_expired(now + Duration::hours(2), now).await.unwrap(), 1);
+        assert_eq!(
+            db.purge_expired(now + Duration::hours(2), now)
+                .await
+                .unwrap(),
+            1
+        );
 
         for minute in 0..3 {
-            db.record_login_failure("bob", "192.0.2.1", now + Duration::minutes(minute)).await.unwrap();
+            db.record_login_failure("bob", "192.0.2.1", now + Duration::minutes(minute))
+                .await
+                .unwrap();
         }
-        let (count, oldest) = db.login_failures_for_user("bob", now + Duration::minutes(1)).await.unwrap();
-        assert_eq!((count, oldest), (2, Some(now + Duration::minutes(1))), "{}", test_db.label);
-        assert_eq!(db.login_failures_for_ip("192.0.2.1", now).await.unwrap().0, 3);
+        let (count, oldest) = db
+            .login_failures_for_user("bob", now + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            (count, oldest),
+            (2, Some(now + Duration::minutes(1))),
+            "{}",
+            test_db.label
+        );
+        assert_eq!(
+            db.login_failures_for_ip("192.0.2.1", now).await.unwrap().0,
+            3
+        );
         db.clear_login_failures("bob").await.unwrap();
         assert_eq!(db.login_failures_for_user("bob", now).await.unwrap().0, 0);
         test_db.cleanup().await;
@@ -126,8 +214,17 @@ async fn proxy_users_are_created_then_refreshed() {
         let second = db.upsert_proxy_user(&changed, start_time()).await.unwrap();
         assert_eq!(second.id, first.id);
         assert_eq!(second.affiliation, "employee");
-        assert_eq!(second.email, "carla@univ.example", "an empty header keeps the stored mail");
-        let groups: Vec<String> = db.user_access_groups(first.id).await.unwrap().into_iter().map(|g| g.code_name).collect();
+        assert_eq!(
+            second.email, "carla@univ.example",
+            "an empty header keeps the stored mail"
+        );
+        let groups: Vec<String> = db
+            .user_access_groups(first.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.code_name)
+            .collect();
         assert_eq!(groups, ["l3-info", "staff"], "{}", test_db.label);
         test_db.cleanup().await;
     }
@@ -136,8 +233,16 @@ async fn proxy_users_are_created_then_refreshed() {
 #[tokio::test]
 async fn generated_secret_key_is_kept() {
     for test_db in TestDb::all().await {
-        let first = test_db.db.setting_or_insert("secret_key", "aaa").await.unwrap();
-        let second = test_db.db.setting_or_insert("secret_key", "bbb").await.unwrap();
+        let first = test_db
+            .db
+            .setting_or_insert("secret_key", "aaa")
+            .await
+            .unwrap();
+        let second = test_db
+            .db
+            .setting_or_insert("secret_key", "bbb")
+            .await
+            .unwrap();
         assert_eq!((first.as_str(), second.as_str()), ("aaa", "aaa"));
         test_db.cleanup().await;
     }
@@ -150,12 +255,24 @@ async fn unreachable_database_fails_with_one_clear_line() {
         ..db::Options::default()
     };
     // Port 1 on loopback: nothing listens there.
-    let err = Db::connect("postgres://amphi:hunter2@127.0.0.1:1/amphi", &options).await.unwrap_err();
+    let err = Db::connect("postgres://amphi:hunter2@127.0.0.1:1/amphi", &options)
+        .await
+        .unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("cannot connect to the database at postgres://amphi:***@127.0.0.1:1/amphi"), "{message}");
+    assert!(
+        message.starts_with(
+            "cannot connect to the database at postgres://amphi:***@127.0.0.1:1/amphi"
+        ),
+        "{message}"
+    );
     assert!(!message.contains("hunter2"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
 
-    let err = Db::connect("mysql://x@127.0.0.1/db", &options).await.unwrap_err();
-    assert!(err.to_string().contains("unsupported database URL"), "{err}");
+    let err = Db::connect("mysql://x@127.0.0.1/db", &options)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported database URL"),
+        "{err}"
+    );
 }

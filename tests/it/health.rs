@@ -8,9 +8,15 @@ use axum::http::StatusCode;
 async fn health_and_readiness() {
     let mut app = TestApp::new(Config::default()).await;
     let health = app.get("/healthz").await;
-    assert_eq!((health.status, health.body.as_str()), (StatusCode::OK, "ok\n"));
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok\n")
+    );
     let ready = app.get("/readyz").await;
-    assert_eq!((ready.status, ready.body.as_str()), (StatusCode::OK, "ready\n"));
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (StatusCode::OK, "ready\n")
+    );
 
     app.state.db.close().await;
     let ready = app.get("/readyz").await;
@@ -27,11 +33,27 @@ async fn metrics_count_requests_and_logins() {
     app.login("ann", "nope").await;
     let metrics = app.get("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
-    assert!(metrics.headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let body = metrics.body;
-    assert!(body.contains("amphi_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{body}");
-    assert!(body.contains("amphi_logins_total{outcome=\"invalid\"} 1"), "{body}");
-    assert!(body.contains("amphi_http_request_duration_seconds_bucket"), "{body}");
+    assert!(
+        body.contains(
+            "amphi_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("amphi_logins_total{outcome=\"invalid\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("amphi_http_request_duration_seconds_bucket"),
+        "{body}"
+    );
     assert!(body.contains("amphi_build_info"), "{body}");
 }
 

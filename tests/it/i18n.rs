@@ -16,7 +16,10 @@ fn every_template_key_is_translated() {
             assert!(known.contains(&key), "{name} uses unknown key {key}");
         }
     }
-    assert!(used > 20, "only {used} translated strings found in templates");
+    assert!(
+        used > 20,
+        "only {used} translated strings found in templates"
+    );
 }
 
 #[test]
@@ -35,10 +38,16 @@ fn every_key_used_in_code_is_translated() {
         for literal in text.split('"').skip(1).step_by(2) {
             let looks_like_key = sections.iter().any(|s| literal.starts_with(s))
                 && !literal.ends_with(".html")
-                && literal.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+                && literal
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
             if looks_like_key {
                 checked += 1;
-                assert!(known.contains(&literal), "{} uses unknown key {literal}", path.display());
+                assert!(
+                    known.contains(&literal),
+                    "{} uses unknown key {literal}",
+                    path.display()
+                );
             }
         }
     }

@@ -22,8 +22,17 @@ async fn secrets_do_not_reach_the_logs() {
     )
     .unwrap();
     let run = |args: &[&str]| {
-        let output = Command::new(amphi_bin()).arg("--config").arg(&config).args(args).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(amphi_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     run(&["user", "add", "ann", "--password", "correct horse battery"]);
@@ -54,27 +63,47 @@ async fn secrets_do_not_reach_the_logs() {
             all.push('\n');
         }
     });
-    let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(std::time::Duration::from_secs(120)))
-        .await
-        .unwrap()
-        .expect("the server logs its address");
+    let addr = tokio::task::spawn_blocking(move || {
+        addr_rx.recv_timeout(std::time::Duration::from_secs(120))
+    })
+    .await
+    .unwrap()
+    .expect("the server logs its address");
     let base = format!("http://{addr}");
 
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let html = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker).unwrap() + marker.len();
     let csrf = html[start..start + 64].to_owned();
     let failed = client
         .post(format!("{base}/login"))
-        .form(&[("csrf_token", csrf.as_str()), ("username", "ann"), ("password", "wrong")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", "ann"),
+            ("password", "wrong"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(failed.status(), 401);
     let ok = client
         .post(format!("{base}/login"))
-        .form(&[("csrf_token", csrf.as_str()), ("username", "ann"), ("password", "correct horse battery")])
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", "ann"),
+            ("password", "correct horse battery"),
+        ])
         .send()
         .await
         .unwrap();
@@ -97,10 +126,22 @@ async fn secrets_do_not_reach_the_logs() {
     assert!(logs.contains("login failed"), "{logs}");
     assert!(logs.contains("configuration"), "{logs}");
     assert!(logs.contains("bbb.univ.example"), "{logs}");
-    assert!(logs.contains("[redacted]"), "the configuration dump shows the secret as [redacted]: {logs}");
+    assert!(
+        logs.contains("[redacted]"),
+        "the configuration dump shows the secret as [redacted]: {logs}"
+    );
     // And hold no secret.
-    assert!(!logs.contains(BBB_SECRET), "the BBB secret leaked into the logs");
-    assert!(!logs.contains(&api_token), "the API token leaked into the logs");
+    assert!(
+        !logs.contains(BBB_SECRET),
+        "the BBB secret leaked into the logs"
+    );
+    assert!(
+        !logs.contains(&api_token),
+        "the API token leaked into the logs"
+    );
     assert!(!logs.contains(&csrf), "the CSRF token leaked into the logs");
-    assert!(!logs.contains("correct horse battery"), "a password leaked into the logs");
+    assert!(
+        !logs.contains("correct horse battery"),
+        "a password leaked into the logs"
+    );
 }

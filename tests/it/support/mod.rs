@@ -31,7 +31,9 @@ impl TestDb {
         amphi::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("amphi.sqlite3").display());
-        let db = Db::connect(&url, &db::Options::default()).await.expect("open SQLite");
+        let db = Db::connect(&url, &db::Options::default())
+            .await
+            .expect("open SQLite");
         db.migrate().await.expect("migrate SQLite");
         TestDb {
             db,
@@ -104,7 +106,9 @@ pub struct Page {
 
 impl Page {
     pub fn location(&self) -> Option<&str> {
-        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
     }
 
     pub fn set_cookies(&self) -> Vec<String> {
@@ -163,16 +167,30 @@ impl TestApp {
 
     pub async fn send(&mut self, mut request: Request<Body>) -> Page {
         if !self.cookies.is_empty() && !request.headers().contains_key(header::COOKIE) {
-            let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let cookie: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             request
                 .headers_mut()
                 .insert(header::COOKIE, cookie.join("; ").parse().unwrap());
         }
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        let response: Response<Body> = self.router.clone().oneshot(request).await.expect("infallible");
+        let response: Response<Body> = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         for value in headers.get_all(header::SET_COOKIE) {
             let text = value.to_str().unwrap();
             let pair = text.split(';').next().unwrap();
@@ -191,7 +209,8 @@ impl TestApp {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
-        self.send(Request::get(path).body(Body::empty()).unwrap()).await
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
