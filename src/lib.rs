@@ -4,6 +4,7 @@
 //! library the tests drive and the `amphi` binary's implementation.
 
 pub mod accounts;
+pub mod bbb;
 pub mod cli;
 pub mod clock;
 pub mod config;

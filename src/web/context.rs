@@ -167,6 +167,16 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     if let Some(page) = response.extensions_mut().remove::<ErrorPage>() {
         response = render_error(&state, &context, page, api, response);
     }
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "SAMEORIGIN"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
     if existing_csrf.is_none() {
         let spec = cookies::CookieSpec {
             name: CSRF_COOKIE,

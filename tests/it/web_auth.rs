@@ -326,6 +326,10 @@ async fn static_files_are_served() {
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
     assert!(css.body.contains("--accent"));
+    assert_eq!(css.headers["x-content-type-options"], "nosniff");
+    let home = app.get("/").await;
+    assert_eq!(home.headers["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(home.headers["referrer-policy"], "same-origin");
     assert_eq!(
         app.get("/static/../Cargo.toml").await.status,
         StatusCode::NOT_FOUND

@@ -1,0 +1,240 @@
+//! BBB's reference answers (the PHP client's fixtures, read in place from `../shared`) parse into
+//! amphi's types; the tests skip with a message where that folder is absent.
+
+use amphi::bbb::client::parse_answer;
+use amphi::bbb::xml;
+use amphi::bbb::{Error, MessageKey};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> Option<String> {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/fixtures/bbb-api");
+    if !dir.is_dir() {
+        eprintln!("skipped: reference fixtures not found at {}", dir.display());
+        return None;
+    }
+    Some(std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
+}
+
+fn failure_key<T: for<'de> serde::Deserialize<'de> + std::fmt::Debug>(
+    name: &str,
+) -> Option<MessageKey> {
+    let body = fixture(name)?;
+    match parse_answer::<T>(&body) {
+        Err(Error::Api { key, .. }) => Some(key),
+        other => panic!("{name}: expected a FAILED answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn api_version() {
+    let Some(body) = fixture("api_version.xml") else {
+        return;
+    };
+    let (_, version) = parse_answer::<xml::ApiVersion>(&body).unwrap();
+    assert_eq!(version.bbb_version, "3.0.19");
+    assert!(version.graphql_websocket_url.unwrap().starts_with("wss://"));
+    assert!(version.graphql_api_url.unwrap().starts_with("https://"));
+}
+
+#[test]
+fn create_duplicate_join_end_running() {
+    let Some(body) = fixture("create_meeting.xml") else {
+        return;
+    };
+    let (envelope, created) = parse_answer::<xml::CreateMeeting>(&body).unwrap();
+    assert_eq!(envelope.message_key.as_deref(), Some("duplicateWarning"));
+    assert!(!created.internal_meeting_id.is_empty() && created.create_time > 0);
+
+    let body = fixture("join_meeting.xml").unwrap();
+    let (envelope, join) = parse_answer::<xml::JoinMeeting>(&body).unwrap();
+    assert_eq!(envelope.message_key.as_deref(), Some("successfullyJoined"));
+    assert!(
+        !join.session_token.is_empty() && !join.auth_token.is_empty() && !join.user_id.is_empty()
+    );
+
+    let body = fixture("is_meeting_running.xml").unwrap();
+    assert!(
+        parse_answer::<xml::IsMeetingRunning>(&body)
+            .unwrap()
+            .1
+            .running
+    );
+
+    let body = fixture("end_meeting.xml").unwrap();
+    let (envelope, _) = parse_answer::<serde::de::IgnoredAny>(&body).unwrap();
+    assert_eq!(
+        envelope.message_key.as_deref(),
+        Some("sentEndMeetingRequest")
+    );
+}
+
+#[test]
+fn meeting_info_and_meetings() {
+    let Some(body) = fixture("get_meeting_info.xml") else {
+        return;
+    };
+    let (_, info) = parse_answer::<xml::MeetingInfo>(&body).unwrap();
+    assert!(info.running);
+    assert_eq!(info.attendees.items.len(), 4);
+    let barrett = &info.attendees.items[1];
+    assert_eq!(barrett.full_name, "Barrett Kutch");
+    assert_eq!(barrett.role, "MODERATOR");
+    assert_eq!(
+        barrett.customdata.get("skipCheck").map(String::as_str),
+        Some("true")
+    );
+    assert!(info.attendees.items[0].is_presenter);
+    assert!(!info.metadata.is_empty());
+
+    let body = fixture("get_meeting_info_with_breakout_rooms.xml").unwrap();
+    let (_, parent) = parse_answer::<xml::MeetingInfo>(&body).unwrap();
+    assert_eq!(parent.breakout_rooms.unwrap().items.len(), 3);
+    let body = fixture("get_meeting_info_breakout_room.xml").unwrap();
+    let (_, breakout) = parse_answer::<xml::MeetingInfo>(&body).unwrap();
+    assert!(breakout.is_breakout && breakout.parent_meeting_id.is_some());
+
+    let body = fixture("get_meetings.xml").unwrap();
+    let (_, meetings) = parse_answer::<xml::Meetings>(&body).unwrap();
+    assert_eq!(meetings.meetings.items.len(), 3);
+    assert!(
+        meetings
+            .meetings
+            .items
+            .iter()
+            .all(|m| !m.metadata.is_empty())
+    );
+}
+
+#[test]
+fn recordings() {
+    let Some(body) = fixture("get_recordings.xml") else {
+        return;
+    };
+    let (_, recordings) = parse_answer::<xml::Recordings>(&body).unwrap();
+    let items = &recordings.recordings.items;
+    assert_eq!(items.len(), 6);
+    let first = &items[0];
+    assert_eq!(first.name, "SAT- Writing-Humanities (All participants)");
+    assert_eq!(first.playback.formats.len(), 2);
+    let presentation = first
+        .playback
+        .formats
+        .iter()
+        .find(|f| f.kind == "presentation")
+        .unwrap();
+    assert_eq!(presentation.size, Some(168019));
+    let images = &presentation.preview.as_ref().unwrap().images.items;
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0].alt.as_deref(), Some("Welcome"));
+    assert_eq!(images[0].width, Some(176));
+    assert!(images[0].url.ends_with("thumb-1.png"));
+    assert_eq!(
+        first.metadata.get("bn-origin").map(String::as_str),
+        Some("Moodle")
+    );
+
+    let body = fixture("get_recordings_no_recordings.xml").unwrap();
+    let (envelope, none) = parse_answer::<xml::Recordings>(&body).unwrap();
+    assert_eq!(envelope.message_key.as_deref(), Some("noRecordings"));
+    assert!(none.recordings.items.is_empty());
+
+    let body = fixture("publish_recordings.xml").unwrap();
+    assert!(parse_answer::<xml::Published>(&body).unwrap().1.published);
+    let body = fixture("delete_recordings.xml").unwrap();
+    assert!(parse_answer::<xml::Deleted>(&body).unwrap().1.deleted);
+    let body = fixture("update_recordings.xml").unwrap();
+    assert!(parse_answer::<xml::Updated>(&body).unwrap().1.updated);
+    for name in [
+        "publish_recordings_not_found.xml",
+        "delete_recordings_not_found.xml",
+        "update_recordings_not_found.xml",
+    ] {
+        assert_eq!(
+            failure_key::<xml::Published>(name),
+            Some(MessageKey::NotFound),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn chat_documents_and_hooks() {
+    let Some(body) = fixture("send_chat_message.xml") else {
+        return;
+    };
+    parse_answer::<serde::de::IgnoredAny>(&body).unwrap();
+    assert_eq!(
+        failure_key::<serde::de::IgnoredAny>("send_chat_message_failed.xml"),
+        Some(MessageKey::MeetingNotFound)
+    );
+    let body = fixture("insert_document.xml").unwrap();
+    parse_answer::<serde::de::IgnoredAny>(&body).unwrap();
+
+    let body = fixture("hooks_create.xml").unwrap();
+    let (_, hook) = parse_answer::<xml::HookCreated>(&body).unwrap();
+    assert!(!hook.hook_id.is_empty());
+    let body = fixture("hooks_create_existing.xml").unwrap();
+    let (envelope, _) = parse_answer::<xml::HookCreated>(&body).unwrap();
+    assert_eq!(envelope.message_key.as_deref(), Some("duplicateWarning"));
+    assert_eq!(
+        failure_key::<xml::HookCreated>("hooks_create_failed_error.xml"),
+        Some(MessageKey::CreateHookError)
+    );
+
+    let body = fixture("hooks_list.xml").unwrap();
+    let (_, hooks) = parse_answer::<xml::Hooks>(&body).unwrap();
+    assert_eq!(hooks.hooks.items.len(), 2);
+    assert!(hooks.hooks.items.iter().any(|h| h.meeting_id.is_some()));
+    assert!(
+        hooks
+            .hooks
+            .items
+            .iter()
+            .all(|h| h.callback_url.starts_with("http"))
+    );
+
+    let body = fixture("hooks_destroy.xml").unwrap();
+    assert!(parse_answer::<xml::HookRemoved>(&body).unwrap().1.removed);
+    assert_eq!(
+        failure_key::<xml::HookRemoved>("hooks_destroy_failed_not_found.xml"),
+        Some(MessageKey::DestroyMissingHook)
+    );
+    assert_eq!(
+        failure_key::<xml::HookRemoved>("hooks_destroy_failed_error.xml"),
+        Some(MessageKey::DestroyHookError)
+    );
+    assert_eq!(
+        failure_key::<xml::HookRemoved>("hooks_destroy_failed_no_id.xml"),
+        Some(MessageKey::MissingParamHookId)
+    );
+}
+
+#[test]
+fn malformed_answers_are_typed_errors() {
+    for body in [
+        "",
+        "<response>",
+        "not xml at all",
+        "<response><returncode>SUCCESS</returncode></response>",
+        "\u{0}\u{1}<<<>>>",
+    ] {
+        let result = parse_answer::<xml::CreateMeeting>(body);
+        assert!(
+            matches!(result, Err(Error::Parse(_))),
+            "{body:?}: {result:?}"
+        );
+    }
+    let multi = "<response><returncode>FAILED</returncode><errors><error><key>missingParamMeetingID</key><message>You must specify a meeting ID.</message></error><error><key>checksumError</key><message>bad</message></error></errors></response>";
+    match parse_answer::<xml::CreateMeeting>(multi) {
+        Err(Error::Validation { errors }) => {
+            assert_eq!(errors.len(), 2);
+            assert_eq!(errors[0].0, "missingParamMeetingID");
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = "<response><returncode>FAILED</returncode><messageKey>brandNewKey</messageKey><message>?</message></response>";
+    assert!(
+        matches!(parse_answer::<xml::CreateMeeting>(unknown), Err(Error::Api { key: MessageKey::Other(k), .. }) if k == "brandNewKey")
+    );
+}
