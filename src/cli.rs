@@ -49,6 +49,32 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Talk to the configured BBB server.
+    Bbb {
+        #[command(subcommand)]
+        command: BbbCommand,
+    },
+    /// Run the BBB simulator (API side) for tests and demonstrations.
+    Sim {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Shared secret the simulator checks checksums with.
+        #[arg(
+            long,
+            env = "AMPHI_SIM_SECRET",
+            default_value = "amphi-simulator-secret",
+            hide_env_values = true
+        )]
+        secret: String,
+        /// Accepted checksum algorithms (bbb-web's supportedChecksumAlgorithms).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "sha1,sha256,sha384,sha512"
+        )]
+        checksums: Vec<String>,
+    },
     /// Show or check configuration files.
     Config {
         #[command(subcommand)]
@@ -117,6 +143,20 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BbbCommand {
+    /// Call the API root and getMeetings: print the server version and whether the secret is
+    /// accepted (exit code 0 when it is).
+    Check {
+        /// API URL (default: bbb.api_url of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+        /// Shared secret (default: bbb.secret of the configuration).
+        #[arg(long, env = "AMPHI_BBB_CHECK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the default configuration, every key commented.
     PrintDefault,
@@ -142,6 +182,42 @@ fn read_password(given: String) -> anyhow::Result<Redacted<String>> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config { command } => config_command(command),
+        Command::Bbb {
+            command: BbbCommand::Check { url, secret },
+        } => {
+            let mut config = Config::load(cli.config.as_deref())?;
+            logging::init(&quiet(&config));
+            if let Some(url) = url {
+                config.bbb.api_url = url;
+            }
+            if let Some(secret) = secret {
+                config.bbb.secret = Redacted::new(secret);
+            }
+            bbb_check(&config.bbb).await
+        }
+        Command::Sim {
+            listen,
+            secret,
+            checksums,
+        } => {
+            logging::init(&crate::config::LogConfig::default());
+            let mut algorithms = Vec::new();
+            for name in &checksums {
+                algorithms.push(
+                    crate::config::ChecksumAlgorithm::from_name(name)
+                        .with_context(|| format!("unknown checksum algorithm `{name}`"))?,
+                );
+            }
+            let options = crate::sim::SimOptions {
+                secret: Redacted::new(secret),
+                checksums: algorithms,
+                ..Default::default()
+            };
+            let running = crate::sim::start(listen, options).await?;
+            println!("BBB simulator API: {}", running.api_url());
+            server::shutdown_signal().await;
+            Ok(())
+        }
         Command::Demo { listen, data } => {
             logging::init(&crate::config::LogConfig {
                 filter: std::env::var("AMPHI_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -183,6 +259,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token.expose());
             Ok(())
         }
+    }
+}
+
+async fn bbb_check(config: &crate::config::BbbConfig) -> anyhow::Result<()> {
+    use crate::bbb::{BbbApi, Client};
+    let client = Client::from_config(config)?;
+    let version = client
+        .api_version()
+        .await
+        .with_context(|| format!("{} does not answer as a BBB API", client.api_url()))?;
+    println!(
+        "{}: BigBlueButton {} (API {})",
+        client.api_url(),
+        if version.bbb_version.is_empty() {
+            "of unknown version"
+        } else {
+            &version.bbb_version
+        },
+        version.api_version
+    );
+    match client.get_meetings().await {
+        Ok(meetings) => {
+            println!(
+                "the shared secret is accepted ({} checksums); {} meeting(s) on the server",
+                config.checksum.name(),
+                meetings.len()
+            );
+            Ok(())
+        }
+        Err(e) => bail!("the shared secret is refused: {e}"),
     }
 }
 

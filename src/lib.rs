@@ -13,6 +13,7 @@ pub mod demo;
 pub mod logging;
 pub mod redact;
 pub mod server;
+pub mod sim;
 pub mod web;
 
 /// Installs the process-wide rustls crypto provider (ring). Call it first thing in `main` and in

@@ -55,6 +55,8 @@ impl Client {
         if api_url.is_empty() {
             return Err(Error::NotConfigured);
         }
+        // reqwest panics without a process-wide rustls provider; installing it twice is harmless.
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .connect_timeout(Duration::from_secs(5))

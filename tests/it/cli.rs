@@ -26,6 +26,8 @@ fn every_subcommand_has_help() {
         &["token", "create"],
         &["config", "print-default"],
         &["config", "check"],
+        &["bbb", "check"],
+        &["sim"],
     ];
     for args in commands {
         let output = Command::new(amphi_bin())

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bbb_client;
 mod bbb_fixtures;
 mod cli;
 mod config;

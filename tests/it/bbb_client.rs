@@ -1,0 +1,456 @@
+//! The BBB client against the simulator over real HTTP on 127.0.0.1.
+
+use amphi::bbb::{
+    self, BbbApi, Client, CreateParams, Document, Error, JoinParams, MessageKey, RecordingsQuery,
+    Role,
+};
+use amphi::config::ChecksumAlgorithm;
+use amphi::redact::Redacted;
+use amphi::sim::{self, SimOptions};
+use std::time::Duration;
+
+const SECRET: &str = "sim-secret-0123456789";
+
+async fn simulator(checksums: Vec<ChecksumAlgorithm>) -> sim::Running {
+    amphi::install_crypto_provider();
+    let options = SimOptions {
+        secret: Redacted::new(SECRET.to_owned()),
+        checksums,
+        ..SimOptions::default()
+    };
+    sim::start("127.0.0.1:0".parse().unwrap(), options)
+        .await
+        .unwrap()
+}
+
+fn client(sim: &sim::Running, algorithm: ChecksumAlgorithm) -> Client {
+    Client::new(&sim.api_url(), Redacted::new(SECRET.to_owned()), algorithm)
+        .unwrap()
+        .with_retries(3, Duration::from_millis(5))
+}
+
+fn meeting(id: &str) -> CreateParams {
+    CreateParams {
+        name: format!("Cours {id}"),
+        meeting_id: id.to_owned(),
+        ..CreateParams::default()
+    }
+}
+
+fn bot(meeting_id: &str) -> JoinParams {
+    JoinParams {
+        meeting_id: meeting_id.to_owned(),
+        full_name: "Live stream".to_owned(),
+        role: Role::Moderator,
+        user_id: Some("amphi-live-1".to_owned()),
+        create_time: None,
+        avatar_url: None,
+        bot: true,
+    }
+}
+
+#[tokio::test]
+async fn all_four_checksum_algorithms_are_accepted() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    for algorithm in ChecksumAlgorithm::ALL {
+        let api = client(&sim, algorithm);
+        api.create(&meeting(&format!("algo-{}", algorithm.name())))
+            .await
+            .unwrap();
+        assert!(
+            api.get_meetings()
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.meeting_id == format!("algo-{}", algorithm.name()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_secret_and_disallowed_algorithm_are_checksum_errors() {
+    let sim = simulator(vec![ChecksumAlgorithm::Sha1, ChecksumAlgorithm::Sha256]).await;
+    let wrong = Client::new(
+        &sim.api_url(),
+        Redacted::new("not-the-secret".into()),
+        ChecksumAlgorithm::Sha256,
+    )
+    .unwrap();
+    let err = wrong.get_meetings().await.unwrap_err();
+    assert_eq!(err.key(), Some(&MessageKey::ChecksumError), "{err}");
+    assert!(err.to_string().contains("shared secret"), "{err}");
+    let sha512 = client(&sim, ChecksumAlgorithm::Sha512);
+    assert_eq!(
+        sha512.get_meetings().await.unwrap_err().key(),
+        Some(&MessageKey::ChecksumError)
+    );
+    assert!(!format!("{wrong:?}").contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn create_join_info_chat_end() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+
+    let version = api.api_version().await.unwrap();
+    assert_eq!(version.bbb_version, "3.0.19");
+    assert!(
+        version
+            .graphql_websocket_url
+            .unwrap()
+            .starts_with("ws://127.0.0.1:")
+    );
+
+    let mut params = meeting("0001-amphi");
+    params.metadata.insert(
+        "endCallbackUrl".into(),
+        "https://amphi.example/cb?t=x".into(),
+    );
+    let (created, duplicate) = api.create(&params).await.unwrap();
+    assert!(!duplicate);
+    let (sha, time) = created.internal_meeting_id.split_once('-').unwrap();
+    assert_eq!(sha.len(), 40);
+    assert_eq!(time, created.create_time.to_string());
+    let (again, duplicate) = api.create(&params).await.unwrap();
+    assert!(duplicate);
+    assert_eq!(again.internal_meeting_id, created.internal_meeting_id);
+
+    let mut other_passwords = params.clone();
+    other_passwords.attendee_pw = Some("different".into());
+    assert_eq!(
+        api.create(&other_passwords).await.unwrap_err().key(),
+        Some(&MessageKey::IdNotUnique)
+    );
+
+    assert!(!api.is_meeting_running("0001-amphi").await.unwrap());
+    let joined = api.join_bot(&bot("0001-amphi")).await.unwrap();
+    assert!(joined.user_id.starts_with("w_") && joined.user_id.len() == 14);
+    assert_eq!(joined.session_token.expose().len(), 16);
+    assert_eq!(joined.auth_token.expose().len(), 12);
+    assert!(
+        joined.jsessionid.is_some(),
+        "redirect=false sets the session cookie too"
+    );
+    assert_eq!(joined.meeting_id, created.internal_meeting_id);
+    assert!(api.is_meeting_running("0001-amphi").await.unwrap());
+
+    let info = api.get_meeting_info("0001-amphi").await.unwrap();
+    assert_eq!(info.attendees.items.len(), 1);
+    assert_eq!(info.attendees.items[0].full_name, "Live stream");
+    assert_eq!(info.attendees.items[0].user_id, "amphi-live-1");
+    assert_eq!(
+        info.metadata.get("endcallbackurl").map(String::as_str),
+        Some("https://amphi.example/cb?t=x")
+    );
+    assert_eq!(info.moderator_count, 1);
+
+    api.send_chat_message(
+        "0001-amphi",
+        "Question : peut-on revoir la diapo 3 ?",
+        Some("Ann (live)"),
+    )
+    .await
+    .unwrap();
+    let chat: serde_json::Value =
+        reqwest::get(format!("http://{}/sim/meetings/0001-amphi/chat", sim.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(chat[0]["sender_name"], "Ann (live)");
+    assert_eq!(chat[0]["message_type"], "api");
+    assert_eq!(chat[0]["message"], "Question : peut-on revoir la diapo 3 ?");
+
+    api.end("0001-amphi").await.unwrap();
+    assert_eq!(
+        api.get_meeting_info("0001-amphi").await.unwrap_err().key(),
+        Some(&MessageKey::NotFound)
+    );
+    assert_eq!(
+        api.end("0001-amphi").await.unwrap_err().key(),
+        Some(&MessageKey::NotFound)
+    );
+    let err = api
+        .send_chat_message("0001-amphi", "hello", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.key(), Some(&MessageKey::MeetingNotFound));
+}
+
+#[tokio::test]
+async fn browser_join_url_redirects_to_the_client_page() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha1);
+    api.create(&meeting("0002-td")).await.unwrap();
+    let mut params = bot("0002-td");
+    params.bot = false;
+    params.role = Role::Viewer;
+    params.full_name = "Chloé Martin".into();
+    let url = api.join_url(&params);
+    assert_eq!(format!("{url:?}"), "[redacted]");
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = no_redirect.get(url.expose()).send().await.unwrap();
+    assert_eq!(answer.status(), 302);
+    let page = reqwest::get(url.expose())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("You joined as <strong>Chloé Martin</strong> (VIEWER)"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn join_errors_are_typed() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    assert_eq!(
+        api.join_bot(&bot("nope")).await.unwrap_err().key(),
+        Some(&MessageKey::InvalidMeetingIdentifier)
+    );
+    let (created, _) = api.create(&meeting("0003-x")).await.unwrap();
+    let mut stale = bot("0003-x");
+    stale.create_time = Some(created.create_time - 1);
+    assert_eq!(
+        api.join_bot(&stale).await.unwrap_err().key(),
+        Some(&MessageKey::MismatchCreateTimeParam)
+    );
+    let mut bad = meeting("a,b");
+    bad.name = "ok name".into();
+    assert_eq!(
+        api.create(&bad).await.unwrap_err().key(),
+        Some(&MessageKey::ValidationError)
+    );
+}
+
+#[tokio::test]
+async fn slides_travel_in_the_create_body_and_insert_document() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    let mut params = meeting("0004-slides");
+    params.documents = vec![
+        Document::Inline {
+            filename: "intro.pdf".into(),
+            bytes: b"%PDF-1.4 tiny".to_vec(),
+        },
+        Document::Url {
+            url: "https://files.example/cours.pdf".into(),
+            filename: "cours.pdf".into(),
+        },
+    ];
+    api.create(&params).await.unwrap();
+    api.insert_document(
+        "0004-slides",
+        &[Document::Url {
+            url: "https://files.example/td.pdf".into(),
+            filename: "td.pdf".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    let documents = &sim.state.meetings()[0].documents;
+    assert_eq!(documents, &["intro.pdf", "cours.pdf", "td.pdf"]);
+}
+
+#[tokio::test]
+async fn recordings_calls_answer_like_bbb() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    let filter = RecordingsQuery {
+        meeting_ids: vec!["0005".into()],
+        limit: Some(10),
+        ..Default::default()
+    };
+    assert!(
+        api.get_recordings(&filter)
+            .await
+            .unwrap()
+            .recordings
+            .items
+            .is_empty()
+    );
+    let ids = vec!["abc-1".to_owned()];
+    assert_eq!(
+        api.publish_recordings(&ids, true).await.unwrap_err().key(),
+        Some(&MessageKey::NotFound)
+    );
+    assert_eq!(
+        api.delete_recordings(&ids).await.unwrap_err().key(),
+        Some(&MessageKey::NotFound)
+    );
+    assert_eq!(
+        api.update_recordings(&ids, &Default::default())
+            .await
+            .unwrap_err()
+            .key(),
+        Some(&MessageKey::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn hooks_create_list_destroy() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha1);
+    let (hook, duplicate) = api
+        .hooks_create("https://amphi.example/bbb/hooks?t=1", None, &[], false)
+        .await
+        .unwrap();
+    assert!(!duplicate);
+    let (same, duplicate) = api
+        .hooks_create("https://amphi.example/bbb/hooks?t=1", None, &[], false)
+        .await
+        .unwrap();
+    assert!(duplicate);
+    assert_eq!(same.hook_id, hook.hook_id);
+    let hooks = api.hooks_list(None).await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].callback_url, "https://amphi.example/bbb/hooks?t=1");
+    assert!(api.hooks_destroy(&hook.hook_id).await.unwrap());
+    assert_eq!(
+        api.hooks_destroy(&hook.hook_id).await.unwrap_err().key(),
+        Some(&MessageKey::DestroyMissingHook)
+    );
+}
+
+#[tokio::test]
+async fn reads_are_retried_changes_are_not() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    api.create(&meeting("0006-retry")).await.unwrap();
+
+    sim.state.fail_next(2);
+    assert_eq!(
+        api.get_meetings().await.unwrap().len(),
+        1,
+        "two outages, third attempt succeeds"
+    );
+
+    sim.state.fail_next(3);
+    assert!(
+        matches!(api.get_meetings().await, Err(Error::Http(503))),
+        "three attempts at most"
+    );
+
+    sim.state.fail_next(1);
+    assert!(
+        matches!(api.end("0006-retry").await, Err(Error::Http(503))),
+        "end is sent once"
+    );
+    assert!(
+        api.get_meeting_info("0006-retry").await.is_ok(),
+        "the meeting was not ended by a retry"
+    );
+}
+
+#[tokio::test]
+async fn create_is_recovered_once_by_ending_the_meeting() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    api.create(&meeting("0007-scalelite")).await.unwrap();
+    let mut changed = meeting("0007-scalelite");
+    changed.moderator_pw = Some("new-password".into());
+    let (created, duplicate) = bbb::create_with_recovery(&api, &changed).await.unwrap();
+    assert!(!duplicate);
+    assert_eq!(created.moderator_pw.as_deref(), Some("new-password"));
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_transport_error() {
+    amphi::install_crypto_provider();
+    let api = Client::new(
+        "http://127.0.0.1:1/bigbluebutton/api",
+        Redacted::new(SECRET.into()),
+        ChecksumAlgorithm::Sha256,
+    )
+    .unwrap()
+    .with_retries(2, Duration::from_millis(1));
+    let err = api.get_meetings().await.unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(!err.to_string().contains("checksum="), "{err}");
+    assert!(matches!(
+        Client::new("", Redacted::new(String::new()), ChecksumAlgorithm::Sha256),
+        Err(Error::NotConfigured)
+    ));
+}
+
+#[tokio::test]
+async fn bbb_check_command_against_the_simulator() {
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let url = sim.api_url();
+    let run = |secret: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(crate::support::amphi_bin())
+                .args(["bbb", "check", "--url", &url, "--secret", secret])
+                .env_remove("AMPHI_CONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let ok = run(SECRET).await.unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("BigBlueButton 3.0.19") && stdout.contains("secret is accepted"),
+        "{stdout}"
+    );
+
+    let bad = run("wrong-secret").await.unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("the shared secret is refused"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-secret") && !stderr.contains("checksum="),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sim_command_serves_the_api() {
+    let mut child = std::process::Command::new(crate::support::amphi_bin())
+        .args(["sim", "--listen", "127.0.0.1:0", "--checksums", "sha1"])
+        .env("AMPHI_SIM_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first = lines.next().unwrap().unwrap();
+        std::thread::spawn(move || for _ in lines {});
+        first
+    })
+    .await
+    .unwrap();
+    let url = line
+        .strip_prefix("BBB simulator API: ")
+        .expect(&line)
+        .to_owned();
+    let sha1 = Client::new(&url, Redacted::new(SECRET.into()), ChecksumAlgorithm::Sha1).unwrap();
+    sha1.create(&meeting("0008-cli")).await.unwrap();
+    let sha256 = Client::new(
+        &url,
+        Redacted::new(SECRET.into()),
+        ChecksumAlgorithm::Sha256,
+    )
+    .unwrap();
+    assert_eq!(
+        sha256.get_meetings().await.unwrap_err().key(),
+        Some(&MessageKey::ChecksumError)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
