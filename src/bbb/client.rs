@@ -149,20 +149,35 @@ impl Client {
         body: Option<String>,
         retry: Retry,
     ) -> Result<(String, Option<String>), Error> {
-        let attempts = if retry == Retry::Idempotent {
-            self.attempts
-        } else {
-            1
+        self.retrying(call, retry, || self.send_once(call, query, body.clone()))
+            .await
+    }
+
+    /// Runs `attempt` once, or for idempotent calls up to `self.attempts` times while it fails
+    /// with a transient error, doubling the delay each time.
+    async fn retrying<T, F, Fut>(
+        &self,
+        call: &str,
+        retry: Retry,
+        mut attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let attempts = match retry {
+            Retry::Idempotent => self.attempts,
+            Retry::Once => 1,
         };
         let mut delay = self.backoff;
-        let mut attempt = 1;
+        let mut tried = 1;
         loop {
-            match self.send_once(call, query, body.clone()).await {
-                Err(e) if e.is_transient() && attempt < attempts => {
-                    tracing::warn!(call, attempt, error = %e, "BBB call failed; retrying");
+            match attempt().await {
+                Err(e) if e.is_transient() && tried < attempts => {
+                    tracing::warn!(call, attempt = tried, error = %e, "BBB call failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
-                    attempt += 1;
+                    tried += 1;
                 }
                 other => return other,
             }
@@ -318,36 +333,24 @@ fn escape_xml(text: &str) -> String {
 #[async_trait::async_trait]
 impl BbbApi for Client {
     async fn api_version(&self) -> Result<xml::ApiVersion, Error> {
-        let mut delay = self.backoff;
-        let mut attempt = 1;
-        loop {
-            let result = async {
-                let response = self.http.get(&self.api_url).send().await.map_err(|e| {
-                    if e.is_timeout() {
-                        Error::Timeout
-                    } else {
-                        Error::Transport(describe_transport(&e))
-                    }
-                })?;
-                if !response.status().is_success() {
-                    return Err(Error::Http(response.status().as_u16()));
+        self.retrying("api root", Retry::Idempotent, || async {
+            let response = self.http.get(&self.api_url).send().await.map_err(|e| {
+                if e.is_timeout() {
+                    Error::Timeout
+                } else {
+                    Error::Transport(describe_transport(&e))
                 }
-                let text = response
-                    .text()
-                    .await
-                    .map_err(|e| Error::Transport(describe_transport(&e)))?;
-                parse_answer::<xml::ApiVersion>(&text).map(|(_, v)| v)
+            })?;
+            if !response.status().is_success() {
+                return Err(Error::Http(response.status().as_u16()));
             }
-            .await;
-            match result {
-                Err(e) if e.is_transient() && attempt < self.attempts => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+            let text = response
+                .text()
+                .await
+                .map_err(|e| Error::Transport(describe_transport(&e)))?;
+            parse_answer::<xml::ApiVersion>(&text).map(|(_, v)| v)
+        })
+        .await
     }
 
     async fn create(&self, params: &CreateParams) -> Result<(xml::CreateMeeting, bool), Error> {

@@ -261,13 +261,11 @@ async fn demo_serves_the_login_page_with_the_printed_account() {
     let page = client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).unwrap() + marker.len();
-    let token = &html[start..start + 64];
+    let token = crate::support::csrf_in(&html);
     let account = client
         .post(&url)
         .form(&[
-            ("csrf_token", token),
+            ("csrf_token", token.as_str()),
             ("username", user),
             ("password", password),
             ("next", "/account"),

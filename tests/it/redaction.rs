@@ -83,9 +83,7 @@ async fn secrets_do_not_reach_the_logs() {
         .text()
         .await
         .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).unwrap() + marker.len();
-    let csrf = html[start..start + 64].to_owned();
+    let csrf = crate::support::csrf_in(&html);
     let failed = client
         .post(format!("{base}/login"))
         .form(&[

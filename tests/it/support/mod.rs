@@ -121,10 +121,7 @@ impl Page {
 
     /// The value of the first `csrf_token` hidden field.
     pub fn csrf_token(&self) -> String {
-        let marker = "name=\"csrf_token\" value=\"";
-        let start = self.body.find(marker).expect("page has a CSRF field") + marker.len();
-        let end = self.body[start..].find('"').expect("closing quote") + start;
-        self.body[start..end].to_owned()
+        csrf_in(&self.body)
     }
 }
 
@@ -261,6 +258,14 @@ impl TestApp {
             .await
             .expect("create user")
     }
+}
+
+/// The value of the first `csrf_token` hidden field of an HTML page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end].to_owned()
 }
 
 /// Path of the built `amphi` binary.
