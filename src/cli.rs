@@ -185,8 +185,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bbb {
             command: BbbCommand::Check { url, secret },
         } => {
-            let mut config = Config::load(cli.config.as_deref())?;
-            logging::init(&quiet(&config));
+            let mut config = load_quietly(cli.config.as_deref())?;
             if let Some(url) = url {
                 config.bbb.api_url = url;
             }
@@ -232,9 +231,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let config = Config::load(cli.config.as_deref())?;
-            logging::init(&quiet(&config));
-            let db = server::open_database(&config).await?;
+            let config = load_quietly(cli.config.as_deref())?;
+            let db = server::connect_database(&config).await?;
             println!(
                 "{} database is up to date ({} migrations)",
                 db.engine(),
@@ -243,17 +241,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command } => {
-            let config = Config::load(cli.config.as_deref())?;
-            logging::init(&quiet(&config));
-            let db = server::open_database(&config).await?;
-            let accounts = Accounts::new(db.clone(), Arc::new(SystemClock), config.auth.clone());
+            let accounts = open_accounts(cli.config.as_deref()).await?;
             user_command(&accounts, command).await
         }
         Command::Token { command } => {
-            let config = Config::load(cli.config.as_deref())?;
-            logging::init(&quiet(&config));
-            let db = server::open_database(&config).await?;
-            let accounts = Accounts::new(db, Arc::new(SystemClock), config.auth.clone());
+            let accounts = open_accounts(cli.config.as_deref()).await?;
             let TokenCommand::Create { user, label } = command;
             let token = accounts.create_api_token(&user, &label).await?;
             println!("{}", token.expose());
@@ -290,6 +282,20 @@ async fn bbb_check(config: &crate::config::BbbConfig) -> anyhow::Result<()> {
         }
         Err(e) => bail!("the shared secret is refused: {e}"),
     }
+}
+
+/// Loads the configuration for a one-shot command, logging warnings only.
+fn load_quietly(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    logging::init(&quiet(&config));
+    Ok(config)
+}
+
+/// The accounts of the configured (and migrated) database.
+async fn open_accounts(path: Option<&std::path::Path>) -> anyhow::Result<Accounts> {
+    let config = load_quietly(path)?;
+    let db = server::open_database(&config).await?;
+    Ok(Accounts::new(db, Arc::new(SystemClock), config.auth))
 }
 
 fn quiet(config: &Config) -> crate::config::LogConfig {

@@ -23,13 +23,11 @@ pub struct DemoOptions {
 
 /// A random password of 16 letters and digits.
 fn random_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    // No 0/O, 1/l/I: the password is read off a terminal.
+    crate::accounts::random_chars(
+        b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789",
+        16,
+    )
 }
 
 /// Runs the demo until Ctrl-C.

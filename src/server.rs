@@ -26,14 +26,19 @@ pub enum StartError {
     Setup(String),
 }
 
-/// Opens the configured database and applies pending migrations.
-pub async fn open_database(config: &Config) -> Result<Db, db::Error> {
+/// Opens the configured database without touching its schema.
+pub async fn connect_database(config: &Config) -> Result<Db, db::Error> {
     let options = db::Options {
         max_connections: config.database.max_connections,
         connect_timeout: Duration::from_secs(config.database.connect_timeout_seconds),
         schema: None,
     };
-    let db = Db::connect(&config.database_url(), &options).await?;
+    Db::connect(&config.database_url(), &options).await
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> Result<Db, db::Error> {
+    let db = connect_database(config).await?;
     db.migrate().await?;
     Ok(db)
 }

@@ -9,7 +9,7 @@ pub use proxy::{ProxyDecision, identity_from_headers};
 
 use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::db::{self, Db, NewUser, SessionRecord, User};
+use crate::db::{self, Db, FailuresOf, NewUser, User};
 use crate::redact::Redacted;
 use chrono::Duration;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,16 @@ pub fn new_token() -> Redacted<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
     Redacted::new(hex::encode(bytes))
+}
+
+/// `len` characters drawn at random from `alphabet` (passwords, simulated BBB identifiers).
+pub fn random_chars(alphabet: &[u8], len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    bytes
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
+        .collect()
 }
 
 /// What the database stores for a token: its SHA-256, hex.
@@ -157,15 +167,27 @@ impl Accounts {
         let now = self.clock.now();
         let window = Duration::minutes(i64::from(self.config.login_window_minutes));
         let since = now - window;
-        let (by_ip, oldest_ip) = self.db.login_failures_for_ip(client_ip, since).await?;
+        // Locked until the oldest failure of the window leaves it.
+        let retry_after = |oldest: Option<chrono::DateTime<chrono::Utc>>| {
+            oldest.map_or(window, |t| t + window - now)
+        };
+        let (by_ip, oldest) = self
+            .db
+            .login_failures(FailuresOf::Address(client_ip), since)
+            .await?;
         if by_ip >= i64::from(self.config.login_max_failures_per_ip) {
-            let retry_after = oldest_ip.map_or(window, |t| t + window - now);
-            return Err(LoginError::AddressThrottled { retry_after });
+            return Err(LoginError::AddressThrottled {
+                retry_after: retry_after(oldest),
+            });
         }
-        let (by_user, oldest_user) = self.db.login_failures_for_user(username, since).await?;
+        let (by_user, oldest) = self
+            .db
+            .login_failures(FailuresOf::Account(username), since)
+            .await?;
         if by_user >= i64::from(self.config.login_max_failures_per_account) {
-            let retry_after = oldest_user.map_or(window, |t| t + window - now);
-            return Err(LoginError::AccountThrottled { retry_after });
+            return Err(LoginError::AccountThrottled {
+                retry_after: retry_after(oldest),
+            });
         }
         let credentials = self.db.login_credentials(username).await?;
         let stored = credentials
@@ -203,7 +225,7 @@ impl Accounts {
     }
 
     /// The user behind a session cookie, if the session is still valid.
-    pub async fn session(&self, token: &str) -> Result<Option<(SessionRecord, User)>, db::Error> {
+    pub async fn session(&self, token: &str) -> Result<Option<User>, db::Error> {
         self.db
             .session_user(&token_hash(token), self.clock.now())
             .await

@@ -81,6 +81,40 @@ pub fn checksums_match(expected: &str, given: &str) -> bool {
         == 0
 }
 
+/// Verifies an API call's checksum as bbb-web does (used by the simulator and the webhook
+/// receiver): algorithm from the checksum length, restricted to `allowed`.
+pub fn verify_call(
+    call: &str,
+    raw_query: &str,
+    secret: &str,
+    allowed: &[ChecksumAlgorithm],
+) -> bool {
+    let (query, checksum) = split_checksum(raw_query);
+    let Some(checksum) = checksum else {
+        return false;
+    };
+    let Some(algorithm) = ChecksumAlgorithm::from_hex_len(checksum.len()) else {
+        return false;
+    };
+    allowed.contains(&algorithm)
+        && checksums_match(&api_checksum(algorithm, call, &query, secret), checksum)
+}
+
+/// Removes `checksum=X` from a raw query string the way bbb-web does (string replacement).
+pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
+    let checksum = raw_query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("checksum="));
+    let Some(value) = checksum else {
+        return (raw_query.to_owned(), None);
+    };
+    let query = raw_query
+        .replace(&format!("&checksum={value}"), "")
+        .replace(&format!("checksum={value}&"), "")
+        .replace(&format!("checksum={value}"), "");
+    (query, Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

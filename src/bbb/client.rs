@@ -1,7 +1,6 @@
 //! The BBB HTTP API client: signed GET (and POST for slides), XML answers parsed into types,
 //! timeouts, bounded retries with backoff for calls that are safe to repeat.
 
-use super::checksum::api_checksum;
 use super::error::{Error, MessageKey};
 use super::query::Query;
 use super::xml::{self, Envelope};
@@ -305,14 +304,14 @@ pub fn modules_body(documents: &[Document]) -> String {
             Document::Url { url, filename } => {
                 body.push_str(&format!(
                     "<document url=\"{}\" filename=\"{}\"/>",
-                    escape_xml(url),
-                    escape_xml(filename)
+                    xml::escape(url),
+                    xml::escape(filename)
                 ));
             }
             Document::Inline { filename, bytes } => {
                 body.push_str(&format!(
                     "<document name=\"{}\">{}</document>",
-                    escape_xml(filename),
+                    xml::escape(filename),
                     base64::engine::general_purpose::STANDARD.encode(bytes)
                 ));
             }
@@ -320,14 +319,6 @@ pub fn modules_body(documents: &[Document]) -> String {
     }
     body.push_str("</module></modules>");
     body
-}
-
-fn escape_xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 #[async_trait::async_trait]
@@ -566,41 +557,4 @@ fn join_query(params: &JoinParams, redirect: bool) -> Query {
         .opt("avatarURL", params.avatar_url.as_deref())
         .opt("bot", params.bot.then_some("true"))
         .opt("redirect", (!redirect).then_some("false"))
-}
-
-/// Verifies an API call's checksum as bbb-web does (used by the simulator and the webhook
-/// receiver): algorithm from the checksum length, restricted to `allowed`.
-pub fn verify_call(
-    call: &str,
-    raw_query: &str,
-    secret: &str,
-    allowed: &[ChecksumAlgorithm],
-) -> bool {
-    let (query, checksum) = split_checksum(raw_query);
-    let Some(checksum) = checksum else {
-        return false;
-    };
-    let Some(algorithm) = ChecksumAlgorithm::from_hex_len(checksum.len()) else {
-        return false;
-    };
-    allowed.contains(&algorithm)
-        && super::checksum::checksums_match(
-            &api_checksum(algorithm, call, &query, secret),
-            checksum,
-        )
-}
-
-/// Removes `checksum=X` from a raw query string the way bbb-web does (string replacement).
-pub fn split_checksum(raw_query: &str) -> (String, Option<&str>) {
-    let checksum = raw_query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("checksum="));
-    let Some(value) = checksum else {
-        return (raw_query.to_owned(), None);
-    };
-    let query = raw_query
-        .replace(&format!("&checksum={value}"), "")
-        .replace(&format!("checksum={value}&"), "")
-        .replace(&format!("checksum={value}"), "");
-    (query, Some(value))
 }

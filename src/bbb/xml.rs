@@ -371,6 +371,15 @@ pub struct Hook {
     pub raw_data: bool,
 }
 
+/// Escapes text for an XML element or attribute (request bodies, the simulator's answers).
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
 /// Largest response body amphi reads from BBB.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 

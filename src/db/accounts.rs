@@ -64,7 +64,7 @@ pub struct ProxyIdentity {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(super) struct UserRow {
     id: i64,
     username: String,
     display_name: String,
@@ -85,6 +85,7 @@ macro_rules! user_columns {
          language, created_at, last_login_at"
     };
 }
+pub(super) use user_columns;
 
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -170,16 +171,21 @@ impl Db {
         &self,
         username: &str,
     ) -> Result<Option<(User, Option<String>)>> {
-        let Some(user) = self.user_by_username(username).await? else {
-            return Ok(None);
-        };
-        let hash: Option<String> = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-                .bind(user.id)
-                .fetch_one(pool)
-                .await
+        #[derive(sqlx::FromRow)]
+        struct Credentials {
+            #[sqlx(flatten)]
+            user: UserRow,
+            password_hash: Option<String>,
+        }
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            ", password_hash FROM users WHERE username = $1"
+        );
+        let row: Option<Credentials> = on_pool!(self, pool => {
+            sqlx::query_as(sql).bind(username).fetch_optional(pool).await
         })?;
-        Ok(Some((user, hash)))
+        Ok(row.map(|r| (r.user.into(), r.password_hash)))
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {

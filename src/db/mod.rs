@@ -8,7 +8,7 @@ mod accounts;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
-pub use sessions::{ApiToken, SessionRecord};
+pub use sessions::{ApiToken, FailuresOf};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};

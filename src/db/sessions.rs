@@ -1,15 +1,16 @@
 //! Login sessions, API tokens and failed-login records. Tokens are stored as SHA-256 hashes only.
 
-use super::accounts::from_millis;
+use super::accounts::{UserRow, from_millis, user_columns};
 use super::{Db, Result, User, execute, on_pool};
 use chrono::{DateTime, Utc};
 
-/// A stored login session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub user_id: i64,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+/// Whose failed logins to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailuresOf<'a> {
+    /// A username.
+    Account(&'a str),
+    /// A client address.
+    Address(&'a str),
 }
 
 /// A stored API token (its hash never leaves the database layer).
@@ -45,34 +46,21 @@ impl Db {
     }
 
     /// The active user of a session that has not expired at `now`.
-    pub async fn session_user(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(SessionRecord, User)>> {
-        let row: Option<(i64, i64, i64)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT s.user_id, s.created_at, s.expires_at FROM sessions s \
-                 JOIN users u ON u.id = s.user_id \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.is_active",
-            )
-            .bind(token_hash)
-            .bind(now.timestamp_millis())
-            .fetch_optional(pool)
-            .await
+    pub async fn session_user(&self, token_hash: &str, now: DateTime<Utc>) -> Result<Option<User>> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE is_active AND id = \
+             (SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > $2)"
+        );
+        let row: Option<UserRow> = on_pool!(self, pool => {
+            sqlx::query_as(sql)
+                .bind(token_hash)
+                .bind(now.timestamp_millis())
+                .fetch_optional(pool)
+                .await
         })?;
-        let Some((user_id, created, expires)) = row else {
-            return Ok(None);
-        };
-        let Some(user) = self.user_by_id(user_id).await? else {
-            return Ok(None);
-        };
-        let record = SessionRecord {
-            user_id,
-            created_at: from_millis(created),
-            expires_at: from_millis(expires),
-        };
-        Ok(Some((record, user)))
+        Ok(row.map(User::from))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
@@ -170,31 +158,26 @@ impl Db {
         Ok(())
     }
 
-    /// Failed logins for `username` since `since`: how many, and the oldest one's time.
-    pub async fn login_failures_for_user(
+    /// Failed logins of one account or from one address since `since`: how many, and the
+    /// oldest one's time.
+    pub async fn login_failures(
         &self,
-        username: &str,
+        by: FailuresOf<'_>,
         since: DateTime<Utc>,
     ) -> Result<(i64, Option<DateTime<Utc>>)> {
+        let (sql, value) = match by {
+            FailuresOf::Account(username) => (
+                "SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = $1 AND at >= $2",
+                username,
+            ),
+            FailuresOf::Address(ip) => (
+                "SELECT COUNT(*), MIN(at) FROM login_failures WHERE ip = $1 AND at >= $2",
+                ip,
+            ),
+        };
         let (count, oldest): (i64, Option<i64>) = on_pool!(self, pool => {
-            sqlx::query_as("SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = $1 AND at >= $2")
-                .bind(username)
-                .bind(since.timestamp_millis())
-                .fetch_one(pool)
-                .await
-        })?;
-        Ok((count, oldest.map(from_millis)))
-    }
-
-    /// Failed logins from `ip` since `since`: how many, and the oldest one's time.
-    pub async fn login_failures_for_ip(
-        &self,
-        ip: &str,
-        since: DateTime<Utc>,
-    ) -> Result<(i64, Option<DateTime<Utc>>)> {
-        let (count, oldest): (i64, Option<i64>) = on_pool!(self, pool => {
-            sqlx::query_as("SELECT COUNT(*), MIN(at) FROM login_failures WHERE ip = $1 AND at >= $2")
-                .bind(ip)
+            sqlx::query_as(sql)
+                .bind(value)
                 .bind(since.timestamp_millis())
                 .fetch_one(pool)
                 .await

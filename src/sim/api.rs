@@ -6,7 +6,7 @@ use super::state::{
     ChatMessage, SimHook, SimMeeting, SimState, SimUser, random_alnum, random_digits,
 };
 use super::xml::{create_fields, element, escape, failure, meeting_fields, success};
-use crate::bbb::client::verify_call;
+use crate::bbb::checksum::verify_call;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -154,15 +154,20 @@ pub async fn hooks_call(
 }
 
 fn dispatch(state: &SimState, call: &str, params: &Params, body: Option<&str>) -> Response {
+    // The calls about one meeting check its `meetingID` first, as bbb-web's validators do.
+    let with_id = |handler: &dyn Fn(&str) -> Response| match validate_meeting_id(params) {
+        Ok(id) => handler(&id),
+        Err(answer) => answer,
+    };
     match call {
-        "create" => create(state, params, body),
-        "join" => join(state, params),
-        "isMeetingRunning" => is_meeting_running(state, params),
-        "getMeetingInfo" => get_meeting_info(state, params),
+        "create" => with_id(&|id| create(state, id, params, body)),
+        "join" => with_id(&|id| join(state, id, params)),
+        "isMeetingRunning" => with_id(&|id| is_meeting_running(state, id)),
+        "getMeetingInfo" => with_id(&|id| get_meeting_info(state, id)),
         "getMeetings" => get_meetings(state),
-        "end" => end(state, params),
-        "sendChatMessage" => send_chat_message(state, params),
-        "insertDocument" => insert_document(state, params, body),
+        "end" => with_id(&|id| end(state, id)),
+        "sendChatMessage" => with_id(&|id| send_chat_message(state, id, params)),
+        "insertDocument" => with_id(&|id| insert_document(state, id, body)),
         "getRecordings" => xml(success(
             "<recordings></recordings><messageKey>noRecordings</messageKey><message>There are no recordings for the meeting(s).</message>",
         )),
@@ -198,11 +203,7 @@ fn validate_meeting_id(params: &Params) -> Result<String, Response> {
     Ok(id.to_owned())
 }
 
-fn create(state: &SimState, params: &Params, body: Option<&str>) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
+fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str>) -> Response {
     let name = params.get("name").unwrap_or("");
     if name.chars().count() < 2 || name.chars().count() > 256 {
         return xml(failure(
@@ -211,7 +212,7 @@ fn create(state: &SimState, params: &Params, body: Option<&str>) -> Response {
         ));
     }
     let mut inner = state.lock();
-    if let Some(existing) = inner.meetings.get(&meeting_id) {
+    if let Some(existing) = inner.meetings.get(meeting_id) {
         let same = params
             .get("attendeePW")
             .is_none_or(|p| p == existing.attendee_pw)
@@ -244,7 +245,7 @@ fn create(state: &SimState, params: &Params, body: Option<&str>) -> Response {
         .collect();
     let documents = body.map(document_names).unwrap_or_default();
     let meeting = SimMeeting {
-        meeting_id: meeting_id.clone(),
+        meeting_id: meeting_id.to_owned(),
         internal_id,
         name: name.to_owned(),
         attendee_pw: params
@@ -277,7 +278,7 @@ fn create(state: &SimState, params: &Params, body: Option<&str>) -> Response {
         "{}<messageKey></messageKey><message></message>",
         create_fields(&meeting)
     ));
-    inner.meetings.insert(meeting_id, meeting);
+    inner.meetings.insert(meeting_id.to_owned(), meeting);
     xml(answer)
 }
 
@@ -295,11 +296,7 @@ fn document_names(body: &str) -> Vec<String> {
         .collect()
 }
 
-fn join(state: &SimState, params: &Params) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
+fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
     let Some(full_name) = params.get("fullName").filter(|s| !s.trim().is_empty()) else {
         return xml(failure(
             "missingParamFullName",
@@ -307,7 +304,7 @@ fn join(state: &SimState, params: &Params) -> Response {
         ));
     };
     let mut inner = state.lock();
-    let Some(meeting) = inner.meetings.get_mut(&meeting_id) else {
+    let Some(meeting) = inner.meetings.get_mut(meeting_id) else {
         return xml(failure(
             "invalidMeetingIdentifier",
             "The meeting ID that you supplied did not match any existing meetings",
@@ -394,25 +391,17 @@ fn join(state: &SimState, params: &Params) -> Response {
     response
 }
 
-fn is_meeting_running(state: &SimState, params: &Params) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
+fn is_meeting_running(state: &SimState, meeting_id: &str) -> Response {
     let running = state
         .lock()
         .meetings
-        .get(&meeting_id)
+        .get(meeting_id)
         .is_some_and(|m| !m.users.is_empty());
     xml(success(&element("running", running)))
 }
 
-fn get_meeting_info(state: &SimState, params: &Params) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
-    match state.lock().meetings.get(&meeting_id) {
+fn get_meeting_info(state: &SimState, meeting_id: &str) -> Response {
+    match state.lock().meetings.get(meeting_id) {
         Some(meeting) => xml(success(&meeting_fields(meeting))),
         None => xml(failure("notFound", "A meeting with that ID does not exist")),
     }
@@ -428,12 +417,8 @@ fn get_meetings(state: &SimState) -> Response {
     xml(success(&format!("<meetings>{meetings}</meetings>")))
 }
 
-fn end(state: &SimState, params: &Params) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
-    if state.lock().meetings.remove(&meeting_id).is_none() {
+fn end(state: &SimState, meeting_id: &str) -> Response {
+    if state.lock().meetings.remove(meeting_id).is_none() {
         return xml(failure(
             "notFound",
             "We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?",
@@ -444,11 +429,7 @@ fn end(state: &SimState, params: &Params) -> Response {
     ))
 }
 
-fn send_chat_message(state: &SimState, params: &Params) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
+fn send_chat_message(state: &SimState, meeting_id: &str, params: &Params) -> Response {
     let message = params.get("message").unwrap_or("");
     if message.is_empty() || message.chars().count() > 500 {
         return xml(failure(
@@ -466,7 +447,7 @@ fn send_chat_message(state: &SimState, params: &Params) -> Response {
     let mut inner = state.lock();
     match inner
         .meetings
-        .get_mut(&meeting_id)
+        .get_mut(meeting_id)
         .filter(|m| !m.users.is_empty())
     {
         Some(meeting) => {
@@ -486,13 +467,9 @@ fn send_chat_message(state: &SimState, params: &Params) -> Response {
     }
 }
 
-fn insert_document(state: &SimState, params: &Params, body: Option<&str>) -> Response {
-    let meeting_id = match validate_meeting_id(params) {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
+fn insert_document(state: &SimState, meeting_id: &str, body: Option<&str>) -> Response {
     let mut inner = state.lock();
-    let Some(meeting) = inner.meetings.get_mut(&meeting_id) else {
+    let Some(meeting) = inner.meetings.get_mut(meeting_id) else {
         return xml(failure("notFound", "A meeting with that ID does not exist"));
     };
     meeting

@@ -135,18 +135,10 @@ impl SimState {
 
 /// Random lower-case letters and digits.
 pub(crate) fn random_alnum(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = vec![0u8; len];
-    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    crate::accounts::random_chars(b"abcdefghijklmnopqrstuvwxyz0123456789", len)
 }
 
 /// Random digits.
 pub(crate) fn random_digits(len: usize) -> String {
-    let mut bytes = vec![0u8; len];
-    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
-    bytes.iter().map(|b| char::from(b'0' + b % 10)).collect()
+    crate::accounts::random_chars(b"0123456789", len)
 }

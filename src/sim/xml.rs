@@ -1,14 +1,7 @@
 //! bbb-web's answer shapes, written as its templates write them.
 
 use super::state::SimMeeting;
-
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
+pub use crate::bbb::xml::escape;
 
 pub fn success(body: &str) -> String {
     format!("<response><returncode>SUCCESS</returncode>{body}</response>")

@@ -81,19 +81,21 @@ pub fn client_ip(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr 
         .unwrap_or(peer)
 }
 
-fn csrf_for(state: &AppState, cookie: &str) -> String {
+/// The MAC whose output is the form token of a CSRF cookie.
+fn csrf_mac(state: &AppState, cookie: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(state.secret_key.expose())
         .expect("HMAC takes keys of any length");
     mac.update(b"amphi-csrf:");
     mac.update(cookie.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac
+}
+
+fn csrf_for(state: &AppState, cookie: &str) -> String {
+    hex::encode(csrf_mac(state, cookie).finalize().into_bytes())
 }
 
 fn csrf_valid(state: &AppState, cookie: &str, given: &str) -> bool {
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.secret_key.expose())
-        .expect("HMAC takes keys of any length");
-    mac.update(b"amphi-csrf:");
-    mac.update(cookie.as_bytes());
+    let mac = csrf_mac(state, cookie);
     match hex::decode(given) {
         Ok(bytes) => mac.verify_slice(&bytes).is_ok(),
         Err(_) => false,
@@ -130,7 +132,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         .clone()
         .unwrap_or_else(|| crate::accounts::new_token().expose().clone());
     let mut context = RequestContext {
-        lang: Lang::En,
+        // Refined with the user's preference once the user is known.
+        lang: negotiate_lang(&state, &parts.headers, None),
         client_ip,
         user: None,
         auth: None,
@@ -141,7 +144,9 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
 
     let outcome = async {
         resolve_user(&state, peer, &parts.headers, &mut context).await?;
-        context.lang = negotiate_lang(&state, &parts.headers, context.user.as_ref());
+        if context.user.is_some() {
+            context.lang = negotiate_lang(&state, &parts.headers, context.user.as_ref());
+        }
         let body = if is_unsafe(&parts.method) && context.auth != Some(AuthMethod::ApiToken) {
             check_csrf(&state, &parts.headers, existing_csrf.as_deref(), body).await?
         } else {
@@ -156,12 +161,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             parts.extensions.insert(context.clone());
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(error) => {
-            if context.lang == Lang::En && context.user.is_none() {
-                context.lang = negotiate_lang(&state, &parts.headers, None);
-            }
-            error.into_response()
-        }
+        Err(error) => error.into_response(),
     };
 
     if let Some(page) = response.extensions_mut().remove::<ErrorPage>() {
@@ -228,7 +228,7 @@ async fn resolve_user(
         ProxyDecision::NoIdentity => {}
     }
     if let Some(token) = cookies::get(headers, SESSION_COOKIE).filter(|t| is_token(t))
-        && let Some((_, user)) = state.accounts.session(&token).await?
+        && let Some(user) = state.accounts.session(&token).await?
     {
         context.user = Some(user);
         context.auth = Some(AuthMethod::Session);
@@ -309,13 +309,7 @@ fn render_error(
     original: Response,
 ) -> Response {
     let catalog = state.templates.catalog();
-    let args: Vec<(&str, &str)> = page
-        .msg
-        .args
-        .iter()
-        .map(|(k, v)| (*k, v.as_str()))
-        .collect();
-    let sentence = catalog.get(context.lang, page.msg.key, &args);
+    let sentence = page.msg.sentence(catalog, context.lang);
     let (mut parts, _) = original.into_parts();
     let body = if api {
         parts.headers.insert(

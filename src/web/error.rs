@@ -2,7 +2,8 @@
 //! person reads; the context middleware renders it as a page (or JSON under `/api/`) in the
 //! request's language. Internals are logged, never shown.
 
-use crate::accounts::{AccountError, LoginError};
+use super::i18n::{Catalog, Lang};
+use crate::accounts::AccountError;
 use crate::db;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,12 @@ impl Msg {
         self.args.push((name, value.into()));
         self
     }
+
+    /// The sentence in `lang`, arguments filled in.
+    pub fn sentence(&self, catalog: &Catalog, lang: Lang) -> String {
+        let args: Vec<(&str, &str)> = self.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        catalog.get(lang, self.key, &args)
+    }
 }
 
 /// Everything a handler can fail with.
@@ -43,8 +50,6 @@ pub enum AppError {
     BadRequest(Msg),
     #[error("CSRF check failed")]
     Csrf,
-    #[error("too many requests")]
-    Throttled { retry_after_seconds: i64, msg: Msg },
     #[error("service unavailable: {0:?}")]
     Unavailable(Msg),
     #[error("internal error: {0}")]
@@ -67,7 +72,6 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -83,7 +87,6 @@ impl AppError {
             AppError::Forbidden(msg) => ("error.forbidden_title", msg.clone()),
             AppError::BadRequest(msg) => ("error.bad_request_title", msg.clone()),
             AppError::Csrf => ("error.forbidden_title", Msg::new("error.csrf")),
-            AppError::Throttled { msg, .. } => ("error.throttled_title", msg.clone()),
             AppError::Unavailable(msg) => ("error.unavailable_title", msg.clone()),
             AppError::Internal(_) => ("error.internal_title", Msg::new("error.internal")),
         };
@@ -112,17 +115,6 @@ impl IntoResponse for AppError {
                 )
                     .into_response()
             }
-            AppError::Throttled {
-                retry_after_seconds,
-                ..
-            } => (
-                self.status(),
-                [(
-                    axum::http::header::RETRY_AFTER,
-                    retry_after_seconds.max(&1).to_string(),
-                )],
-            )
-                .into_response(),
             AppError::Unauthorized(_) => (
                 self.status(),
                 [(
@@ -159,20 +151,9 @@ impl From<AccountError> for AppError {
     }
 }
 
-impl From<LoginError> for AppError {
-    fn from(e: LoginError) -> Self {
-        match e {
-            LoginError::Db(e) => e.into(),
-            LoginError::InvalidCredentials => AppError::BadRequest(Msg::new("login.invalid")),
-            LoginError::AccountThrottled { retry_after }
-            | LoginError::AddressThrottled { retry_after } => {
-                let seconds = retry_after.num_seconds().max(1);
-                AppError::Throttled {
-                    retry_after_seconds: seconds,
-                    msg: Msg::new("error.throttled")
-                        .arg("minutes", ((seconds + 59) / 60).to_string()),
-                }
-            }
-        }
-    }
+/// Seconds to wait and the sentence for a throttled login.
+pub fn throttled(retry_after: chrono::Duration) -> (i64, Msg) {
+    let seconds = retry_after.num_seconds().max(1);
+    let msg = Msg::new("error.throttled").arg("minutes", ((seconds + 59) / 60).to_string());
+    (seconds, msg)
 }

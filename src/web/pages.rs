@@ -2,6 +2,7 @@
 
 use super::context::{AuthMethod, LANG_COOKIE, SESSION_COOKIE};
 use super::cookies::{self, CookieSpec};
+use super::error::throttled;
 use super::extract::{Form, Query};
 use super::i18n::Lang;
 use super::{AppError, AppState, Msg, RequestContext};
@@ -146,24 +147,17 @@ pub async fn login(
             state.metrics.login("invalid");
             (StatusCode::UNAUTHORIZED, Msg::new("login.invalid"), None)
         }
-        Err(e @ (LoginError::AccountThrottled { .. } | LoginError::AddressThrottled { .. })) => {
+        Err(
+            LoginError::AccountThrottled { retry_after }
+            | LoginError::AddressThrottled { retry_after },
+        ) => {
             state.metrics.login("throttled");
-            match AppError::from(e) {
-                AppError::Throttled {
-                    retry_after_seconds,
-                    msg,
-                } => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    msg,
-                    Some(retry_after_seconds),
-                ),
-                other => return Err(other),
-            }
+            let (seconds, msg) = throttled(retry_after);
+            (StatusCode::TOO_MANY_REQUESTS, msg, Some(seconds))
         }
         Err(LoginError::Db(e)) => return Err(e.into()),
     };
-    let args: Vec<(&str, &str)> = msg.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let error = state.templates.catalog().get(ctx.lang, msg.key, &args);
+    let error = msg.sentence(state.templates.catalog(), ctx.lang);
     let page = html(
         &state,
         &ctx,

@@ -173,7 +173,10 @@ async fn sessions_expire_and_failures_are_counted() {
                 .unwrap();
         }
         let (count, oldest) = db
-            .login_failures_for_user("bob", now + Duration::minutes(1))
+            .login_failures(
+                amphi::db::FailuresOf::Account("bob"),
+                now + Duration::minutes(1),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -183,11 +186,20 @@ async fn sessions_expire_and_failures_are_counted() {
             test_db.label
         );
         assert_eq!(
-            db.login_failures_for_ip("192.0.2.1", now).await.unwrap().0,
+            db.login_failures(amphi::db::FailuresOf::Address("192.0.2.1"), now)
+                .await
+                .unwrap()
+                .0,
             3
         );
         db.clear_login_failures("bob").await.unwrap();
-        assert_eq!(db.login_failures_for_user("bob", now).await.unwrap().0, 0);
+        assert_eq!(
+            db.login_failures(amphi::db::FailuresOf::Account("bob"), now)
+                .await
+                .unwrap()
+                .0,
+            0
+        );
         test_db.cleanup().await;
     }
 }

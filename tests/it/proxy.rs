@@ -120,7 +120,10 @@ async fn forwarded_address_is_used_for_throttling_behind_the_proxy() {
     let failures = app
         .state
         .db
-        .login_failures_for_ip("198.51.100.7", crate::support::start_time())
+        .login_failures(
+            amphi::db::FailuresOf::Address("198.51.100.7"),
+            crate::support::start_time(),
+        )
         .await
         .unwrap();
     assert_eq!(
