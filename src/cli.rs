@@ -74,6 +74,22 @@ pub enum Command {
             default_value = "sha1,sha256,sha384,sha512"
         )]
         checksums: Vec<String>,
+        /// Put single-use tokens on playback URLs, as the ESR Scalelite does.
+        #[arg(long)]
+        esr_tokens: bool,
+        /// Length of a simulated minute in milliseconds (meeting `duration`, the minute an
+        /// empty meeting survives, the five minutes a meeting waits for its first user).
+        #[arg(long, default_value_t = 60_000, value_name = "MS")]
+        minute_ms: u64,
+        /// Time from a recorded meeting's end to its recordings being published, in ms.
+        #[arg(long, default_value_t = 3_000, value_name = "MS")]
+        processing_ms: u64,
+        /// Folder for the generated playback video (default: the temporary folder).
+        #[arg(long, value_name = "DIR")]
+        media_dir: Option<std::path::PathBuf>,
+        /// Checksum algorithm of webhook deliveries (bbb-webhooks' hookChecksumAlgorithm).
+        #[arg(long, default_value = "sha1", value_name = "ALGORITHM")]
+        hook_checksum: String,
     },
     /// Show or check configuration files.
     Config {
@@ -198,18 +214,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             secret,
             checksums,
+            esr_tokens,
+            minute_ms,
+            processing_ms,
+            media_dir,
+            hook_checksum,
         } => {
             logging::init(&crate::config::LogConfig::default());
-            let mut algorithms = Vec::new();
-            for name in &checksums {
-                algorithms.push(
-                    crate::config::ChecksumAlgorithm::from_name(name)
-                        .with_context(|| format!("unknown checksum algorithm `{name}`"))?,
-                );
+            let algorithm = |name: &str| {
+                crate::config::ChecksumAlgorithm::from_name(name)
+                    .with_context(|| format!("unknown checksum algorithm `{name}`"))
+            };
+            let algorithms = checksums
+                .iter()
+                .map(|name| algorithm(name))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if minute_ms == 0 {
+                anyhow::bail!("--minute-ms must be at least 1");
             }
             let options = crate::sim::SimOptions {
                 secret: Redacted::new(secret),
                 checksums: algorithms,
+                esr_tokens,
+                minute: std::time::Duration::from_millis(minute_ms),
+                processing: std::time::Duration::from_millis(processing_ms),
+                media_dir,
+                hook_checksum: algorithm(&hook_checksum)?,
                 ..Default::default()
             };
             let running = crate::sim::start(listen, options).await?;

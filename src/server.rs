@@ -81,11 +81,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
+    let hooks = match (&state.bbb, state.config.bbb.webhooks) {
+        (Some(api), true) => Some(tokio::spawn(crate::bbb::webhooks::keep_registered(
+            Arc::clone(api),
+            crate::bbb::callbacks::webhook_url(&state.config.public_url),
+            Duration::from_secs(u64::from(state.config.bbb.webhooks_refresh_minutes) * 60),
+        ))),
+        _ => None,
+    };
     let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
+    if let Some(hooks) = hooks {
+        hooks.abort();
+    }
     result
 }
 

@@ -1,10 +1,12 @@
 //! The BigBlueButton HTTP API: checksums, typed calls and XML answers, behind the [`BbbApi`]
 //! trait so business code and tests can swap the transport. Facts: `docs/ref/bbb-api.md`.
 
+pub mod callbacks;
 pub mod checksum;
 pub mod client;
 pub mod error;
 pub mod query;
+pub mod webhooks;
 pub mod xml;
 
 pub use client::Client;
@@ -121,6 +123,8 @@ pub trait BbbApi: Send + Sync {
     async fn get_meetings(&self) -> Result<Vec<xml::MeetingInfo>, Error>;
     async fn end(&self, meeting_id: &str) -> Result<(), Error>;
     async fn get_recordings(&self, filter: &RecordingsQuery) -> Result<xml::Recordings, Error>;
+    /// `publishRecordings`: the answer's `<published>`, which bbb-web sets to the `publish`
+    /// value asked for (so `false` after a successful unpublish).
     async fn publish_recordings(&self, record_ids: &[String], publish: bool)
     -> Result<bool, Error>;
     async fn delete_recordings(&self, record_ids: &[String]) -> Result<bool, Error>;

@@ -147,6 +147,11 @@ pub struct BbbConfig {
     /// Default `["meetingName", "hasUserJoined", "recording", "participantCount",
     /// "listenerCount", "moderatorCount", "attendees", "attendee", "fullName", "role"]`.
     pub meeting_info: Vec<String>,
+    /// Register with the server's bbb-webhooks (an optional BBB package) and act on its
+    /// events; meeting ends and recordings are also learned without it. Default `false`.
+    pub webhooks: bool,
+    /// How often the webhook registration is checked and renewed, in minutes. Default `10`.
+    pub webhooks_refresh_minutes: u32,
 }
 
 /// BBB API checksum algorithms.
@@ -298,6 +303,8 @@ impl Default for BbbConfig {
             ]
             .map(str::to_owned)
             .to_vec(),
+            webhooks: false,
+            webhooks_refresh_minutes: 10,
         }
     }
 }
@@ -402,6 +409,12 @@ impl Config {
                     "is required when bbb.api_url is set (run `bbb-conf --secret` on the BBB server)",
                 ));
             }
+        }
+        if self.bbb.webhooks_refresh_minutes == 0 {
+            return Err(invalid(
+                "bbb.webhooks_refresh_minutes",
+                "must be at least 1",
+            ));
         }
         if !matches!(self.site.default_language.as_str(), "fr" | "en") {
             return Err(invalid("site.default_language", "must be \"fr\" or \"en\""));

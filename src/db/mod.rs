@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, integer timestamps in milliseconds) and run on whichever pool is open.
 
 mod accounts;
+mod callbacks;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};

@@ -2,8 +2,9 @@
 // The `Err` of these helpers is the answer itself, sent at once: boxing it gains nothing.
 #![allow(clippy::result_large_err)]
 
+use super::lifecycle::now_ms;
 use super::state::{
-    ChatMessage, SimHook, SimMeeting, SimState, SimUser, random_alnum, random_digits,
+    ChatMessage, EndReason, SimHook, SimMeeting, SimState, SimUser, random_alnum, random_digits,
 };
 use super::xml::{create_fields, element, escape, failure, meeting_fields, success};
 use crate::bbb::checksum::verify_call;
@@ -49,10 +50,6 @@ fn xml(body: String) -> Response {
         body,
     )
         .into_response()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `GET /bigbluebutton/api`: versions and GraphQL URLs, no checksum.
@@ -168,17 +165,9 @@ fn dispatch(state: &SimState, call: &str, params: &Params, body: Option<&str>) -
         "end" => with_id(&|id| end(state, id)),
         "sendChatMessage" => with_id(&|id| send_chat_message(state, id, params)),
         "insertDocument" => with_id(&|id| insert_document(state, id, body)),
-        "getRecordings" => xml(success(
-            "<recordings></recordings><messageKey>noRecordings</messageKey><message>There are no recordings for the meeting(s).</message>",
-        )),
+        "getRecordings" => xml(state.get_recordings(&params.0)),
         "publishRecordings" | "deleteRecordings" | "updateRecordings" => {
-            if params.get("recordID").is_none_or(str::is_empty) {
-                return xml(failure(
-                    "missingParamRecordID",
-                    "You must specify one or more a record IDs.",
-                ));
-            }
-            xml(failure("notFound", "We could not find recordings"))
+            xml(state.change_recordings(call, &params.0))
         }
         _ => xml(failure(
             "unsupportedRequest",
@@ -273,11 +262,21 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
         chat: Vec::new(),
         forcibly_ended: false,
         start_time: create_time,
+        auto_start_recording: params.flag("autoStartRecording"),
+        recording_marked: false,
+        recording: false,
+        ever_joined: false,
+        empty_since: None,
+        meeting_ended_url: params
+            .get("meetingEndedURL")
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
     };
     let answer = success(&format!(
         "{}<messageKey></messageKey><message></message>",
         create_fields(&meeting)
     ));
+    state.meeting_created(&inner, &meeting);
     inner.meetings.insert(meeting_id.to_owned(), meeting);
     xml(answer)
 }
@@ -355,6 +354,14 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
         auth_token: random_alnum(12),
     };
     let session_token = user.session_token.clone();
+    if !bot {
+        meeting.ever_joined = true;
+        meeting.empty_since = None;
+        if meeting.record && meeting.auto_start_recording && !meeting.recording {
+            meeting.recording = true;
+            meeting.recording_marked = true;
+        }
+    }
     let answer = success(&format!(
         "<messageKey>successfullyJoined</messageKey><message>You have joined successfully.</message>{}{}{}{}{}{}",
         element("meeting_id", &meeting.internal_id),
@@ -371,6 +378,8 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
         ),
     ));
     meeting.users.push(user);
+    let meeting = meeting.clone();
+    state.user_joined(&inner, &meeting, meeting.users.len() - 1);
     drop(inner);
     let cookie = format!(
         "JSESSIONID={}; Path=/; HttpOnly",
@@ -418,7 +427,8 @@ fn get_meetings(state: &SimState) -> Response {
 }
 
 fn end(state: &SimState, meeting_id: &str) -> Response {
-    if state.lock().meetings.remove(meeting_id).is_none() {
+    let mut inner = state.lock();
+    if !state.end_meeting(&mut inner, meeting_id, EndReason::EndedFromApi) {
         return xml(failure(
             "notFound",
             "We could not find a meeting with that meeting ID - perhaps the meeting is not yet running?",
@@ -445,26 +455,25 @@ fn send_chat_message(state: &SimState, meeting_id: &str, params: &Params) -> Res
         ));
     }
     let mut inner = state.lock();
-    match inner
+    if inner
         .meetings
-        .get_mut(meeting_id)
-        .filter(|m| !m.users.is_empty())
+        .get(meeting_id)
+        .is_none_or(|m| m.users.is_empty())
     {
-        Some(meeting) => {
-            meeting.chat.push(ChatMessage {
-                sender_id: "SYSTEM".to_owned(),
-                sender_name: user_name.to_owned(),
-                message: message.to_owned(),
-                message_type: "api".to_owned(),
-                time_ms: now_ms(),
-            });
-            xml(success("<messageKey></messageKey><message></message>"))
-        }
-        None => xml(failure(
+        return xml(failure(
             "meetingNotFound",
             "Meeting not found or not active",
-        )),
+        ));
     }
+    let message = ChatMessage {
+        sender_id: "SYSTEM".to_owned(),
+        sender_name: user_name.to_owned(),
+        message: message.to_owned(),
+        message_type: "api".to_owned(),
+        time_ms: now_ms(),
+    };
+    state.chat_message(&mut inner, meeting_id, message);
+    xml(success("<messageKey></messageKey><message></message>"))
 }
 
 fn insert_document(state: &SimState, meeting_id: &str, body: Option<&str>) -> Response {
@@ -611,4 +620,98 @@ pub async fn sim_client(State(state): State<SimState>, RawQuery(raw): RawQuery) 
         role = escape(&user.role),
     ))
     .into_response()
+}
+
+/// `GET /sim/ended`: meetings that have ended and why.
+pub async fn sim_ended(State(state): State<SimState>) -> Json<Vec<super::state::EndedMeeting>> {
+    Json(state.ended())
+}
+
+/// `GET /sim/recordings`: every recording, deleted ones included.
+pub async fn sim_recordings(
+    State(state): State<SimState>,
+) -> Json<Vec<super::state::SimRecording>> {
+    Json(state.recordings())
+}
+
+/// `GET /sim/callbacks`: every callback and webhook delivery so far.
+pub async fn sim_callbacks(State(state): State<SimState>) -> Json<Vec<super::outbox::Delivery>> {
+    Json(state.deliveries())
+}
+
+fn sim_not_found(what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": format!("no such {what}") })),
+    )
+        .into_response()
+}
+
+/// `POST /sim/meetings/{meetingID}/users/{userID}/leave`: a participant leaves.
+pub async fn sim_leave(
+    State(state): State<SimState>,
+    Path((meeting_id, user_id)): Path<(String, String)>,
+) -> Response {
+    if state.leave(&meeting_id, &user_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        sim_not_found("meeting or user")
+    }
+}
+
+/// `POST /sim/meetings/{meetingID}/recording?on=true|false`: the record button.
+pub async fn sim_recording(
+    State(state): State<SimState>,
+    Path(meeting_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let on = Params::parse(&raw.unwrap_or_default()).flag("on");
+    if state.set_recording(&meeting_id, on) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        sim_not_found("recorded meeting")
+    }
+}
+
+/// A participant's public chat message, for `POST /sim/meetings/{meetingID}/chat`.
+#[derive(serde::Deserialize)]
+pub struct PostedChat {
+    pub sender_name: String,
+    pub message: String,
+}
+
+/// `POST /sim/meetings/{meetingID}/chat`: a participant writes in the public chat.
+pub async fn sim_post_chat(
+    State(state): State<SimState>,
+    Path(meeting_id): Path<String>,
+    Json(posted): Json<PostedChat>,
+) -> Response {
+    let mut inner = state.lock();
+    let Some(sender) = inner.meetings.get(&meeting_id).map(|m| {
+        m.users
+            .iter()
+            .find(|u| u.full_name == posted.sender_name)
+            .map_or_else(
+                || format!("w_{}", random_alnum(12)),
+                |u| u.internal_id.clone(),
+            )
+    }) else {
+        return sim_not_found("meeting");
+    };
+    if posted.message.is_empty() || posted.message.chars().count() > 5000 {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"error": "message must be 1 to 5000 characters"})),
+        )
+            .into_response();
+    }
+    let message = ChatMessage {
+        sender_id: sender,
+        sender_name: posted.sender_name,
+        message: posted.message,
+        message_type: "default".to_owned(),
+        time_ms: now_ms(),
+    };
+    state.chat_message(&mut inner, &meeting_id, message);
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -3,13 +3,20 @@
 //! the SFU and media. Never used by production code paths.
 
 mod api;
+mod lifecycle;
+mod outbox;
+mod recordings;
 mod state;
 mod xml;
 
-pub use state::{ChatMessage, SimMeeting, SimOptions, SimState};
+pub use outbox::{Delivery, DeliveryKind};
+pub use recordings::VIDEO_FILE;
+pub use state::{
+    ChatMessage, EndReason, EndedMeeting, SimFormat, SimMeeting, SimOptions, SimRecording, SimState,
+};
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
@@ -24,8 +31,36 @@ pub fn router(state: SimState) -> Router {
         )
         .route("/bigbluebutton/api/hooks/{call}", get(api::hooks_call))
         .route("/sim/meetings", get(api::sim_meetings))
-        .route("/sim/meetings/{meeting_id}/chat", get(api::sim_chat))
+        .route(
+            "/sim/meetings/{meeting_id}/chat",
+            get(api::sim_chat).post(api::sim_post_chat),
+        )
+        .route(
+            "/sim/meetings/{meeting_id}/users/{user_id}/leave",
+            post(api::sim_leave),
+        )
+        .route(
+            "/sim/meetings/{meeting_id}/recording",
+            post(api::sim_recording),
+        )
+        .route("/sim/ended", get(api::sim_ended))
+        .route("/sim/recordings", get(api::sim_recordings))
+        .route("/sim/callbacks", get(api::sim_callbacks))
         .route("/sim/client", get(api::sim_client))
+        .route(
+            "/playback/presentation/2.3/{record_id}",
+            get(recordings::presentation),
+        )
+        .route("/playback/video/{record_id}/", get(recordings::video))
+        .route(
+            "/playback/video/{record_id}/{file}",
+            get(recordings::video_file),
+        )
+        .route("/video/{record_id}/{file}", get(recordings::video_file))
+        .route(
+            "/recording/{record_id}/{file}",
+            get(recordings::esr_playback_or_file),
+        )
         .with_state(state)
 }
 
@@ -34,6 +69,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: SimState,
     task: tokio::task::JoinHandle<()>,
+    ticker: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -46,6 +82,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.task.abort();
+        self.ticker.abort();
     }
 }
 
@@ -60,5 +97,19 @@ pub async fn start(listen: SocketAddr, options: SimOptions) -> std::io::Result<R
             tracing::error!(error = %e, "simulator stopped");
         }
     });
-    Ok(Running { addr, state, task })
+    let ticking = state.clone();
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ticking.tick_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            ticking.tick();
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        task,
+        ticker,
+    })
 }

@@ -1,9 +1,13 @@
 //! The simulator's in-memory BBB: meetings, attendees, chat, hooks.
 
+use super::outbox::{Delivery, Outbox};
 use crate::config::ChecksumAlgorithm;
 use crate::redact::Redacted;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
@@ -15,6 +19,17 @@ pub struct SimOptions {
     pub bbb_version: String,
     /// Answer this many API calls with HTTP 503 before behaving (fault injection).
     pub fail_next: u32,
+    /// Put single-use tokens on playback URLs, as the ESR Scalelite does.
+    pub esr_tokens: bool,
+    /// How long a simulated minute lasts: `duration`, the one minute an empty meeting
+    /// survives and the five minutes a meeting waits for its first user are counted in it.
+    pub minute: Duration,
+    /// Time between a recorded meeting's end and its recordings being published.
+    pub processing: Duration,
+    /// Where the generated playback video is kept; `None`: the system's temporary folder.
+    pub media_dir: Option<PathBuf>,
+    /// bbb-webhooks' `hookChecksumAlgorithm`.
+    pub hook_checksum: ChecksumAlgorithm,
 }
 
 impl Default for SimOptions {
@@ -24,6 +39,11 @@ impl Default for SimOptions {
             checksums: ChecksumAlgorithm::ALL.to_vec(),
             bbb_version: "3.0.19".to_owned(),
             fail_next: 0,
+            esr_tokens: false,
+            minute: Duration::from_secs(60),
+            processing: Duration::from_secs(3),
+            media_dir: None,
+            hook_checksum: ChecksumAlgorithm::Sha1,
         }
     }
 }
@@ -70,6 +90,70 @@ pub struct SimMeeting {
     pub chat: Vec<ChatMessage>,
     pub forcibly_ended: bool,
     pub start_time: i64,
+    pub auto_start_recording: bool,
+    /// Recording was switched on at some point (BBB's "recording marks").
+    pub recording_marked: bool,
+    /// Recording is on now.
+    pub recording: bool,
+    /// Somebody other than a bot joined at some point.
+    pub ever_joined: bool,
+    /// Since when only bots (or nobody) have been in the meeting, after someone joined.
+    pub empty_since: Option<i64>,
+    /// `meetingEndedURL`, called unchanged when the meeting ends.
+    pub meeting_ended_url: Option<String>,
+}
+
+impl SimMeeting {
+    /// People in the meeting, bots excluded.
+    pub fn humans(&self) -> usize {
+        self.users.iter().filter(|u| !u.bot).count()
+    }
+}
+
+/// Why a meeting ended (akka's `endedReasonCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EndReason {
+    EndedFromApi,
+    EndedWhenNotJoined,
+    EndedWhenLastUserLeft,
+    EndedAfterExceedingDuration,
+}
+
+/// A meeting that has ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndedMeeting {
+    pub meeting_id: String,
+    pub internal_id: String,
+    pub reason: EndReason,
+    pub recording_marks: bool,
+    pub time_ms: i64,
+}
+
+/// A playback format of a recording.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimFormat {
+    /// `presentation` or `video`.
+    pub kind: String,
+    pub length_minutes: u32,
+    pub size: u64,
+    pub processing_time_ms: u64,
+}
+
+/// A recording as bbb-web lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimRecording {
+    pub record_id: String,
+    pub meeting_id: String,
+    pub name: String,
+    /// processing, published, unpublished or deleted.
+    pub state: String,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub participants: u32,
+    pub raw_size: u64,
+    pub metadata: BTreeMap<String, String>,
+    pub formats: Vec<SimFormat>,
 }
 
 /// A registered webhook.
@@ -88,6 +172,13 @@ pub(crate) struct Inner {
     pub hooks: Vec<SimHook>,
     pub next_hook_id: u64,
     pub fail_next: u32,
+    pub ended: Vec<EndedMeeting>,
+    pub recordings: BTreeMap<String, SimRecording>,
+    /// ESR single-use playback tokens: token → (record id, format).
+    pub playback_tokens: HashMap<String, (String, String)>,
+    /// Playback sessions opened by a token (cookie values).
+    pub playback_sessions: HashSet<String>,
+    pub deliveries: Vec<Delivery>,
 }
 
 /// Shared simulator state.
@@ -97,6 +188,9 @@ pub struct SimState {
     pub(crate) inner: Arc<Mutex<Inner>>,
     /// `http://host:port` of the simulator itself.
     pub base_url: String,
+    pub(crate) outbox: Outbox,
+    pub(crate) delivered: broadcast::Sender<Delivery>,
+    pub(crate) media: Arc<tokio::sync::OnceCell<Result<PathBuf, String>>>,
 }
 
 impl SimState {
@@ -106,10 +200,16 @@ impl SimState {
             next_hook_id: 1,
             ..Inner::default()
         };
+        let delivered = broadcast::channel(1024).0;
+        let inner = Arc::new(Mutex::new(inner));
+        let outbox = Outbox::start(Arc::clone(&inner), delivered.clone());
         Self {
             options: Arc::new(options),
-            inner: Arc::new(Mutex::new(inner)),
+            inner,
             base_url,
+            outbox,
+            delivered,
+            media: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -125,6 +225,26 @@ impl SimState {
     /// The public chat of a meeting.
     pub fn chat(&self, meeting_id: &str) -> Option<Vec<ChatMessage>> {
         self.lock().meetings.get(meeting_id).map(|m| m.chat.clone())
+    }
+
+    /// Meetings that have ended, oldest first.
+    pub fn ended(&self) -> Vec<EndedMeeting> {
+        self.lock().ended.clone()
+    }
+
+    /// Every recording, deleted ones included.
+    pub fn recordings(&self) -> Vec<SimRecording> {
+        self.lock().recordings.values().cloned().collect()
+    }
+
+    /// Every callback and webhook delivery attempted so far, oldest first.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.lock().deliveries.clone()
+    }
+
+    /// Deliveries as they complete (tests wait on this rather than on time).
+    pub fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivery> {
+        self.delivered.subscribe()
     }
 
     /// Makes the next `count` API calls fail with HTTP 503.

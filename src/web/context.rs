@@ -23,6 +23,8 @@ pub const LANG_COOKIE: &str = "amphi_lang";
 /// Form field and header carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Where BBB calls back: authenticated by signatures, not by cookies, so no CSRF check.
+const CALLBACKS: &str = "/bbb/callbacks/";
 /// Largest form body the CSRF check reads.
 const FORM_LIMIT_BYTES: usize = 256 * 1024;
 
@@ -147,7 +149,10 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         if context.user.is_some() {
             context.lang = negotiate_lang(&state, &parts.headers, context.user.as_ref());
         }
-        let body = if is_unsafe(&parts.method) && context.auth != Some(AuthMethod::ApiToken) {
+        let body = if is_unsafe(&parts.method)
+            && context.auth != Some(AuthMethod::ApiToken)
+            && !parts.uri.path().starts_with(CALLBACKS)
+        {
             check_csrf(&state, &parts.headers, existing_csrf.as_deref(), body).await?
         } else {
             body

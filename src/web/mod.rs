@@ -2,6 +2,7 @@
 //! from `web/static`, the JSON API, and the middleware that resolves who is asking (session,
 //! trusted proxy headers or API token), in which language, and checks CSRF on every form.
 
+mod callbacks;
 pub mod context;
 pub mod cookies;
 pub mod error;
@@ -15,17 +16,24 @@ pub use context::RequestContext;
 pub use error::{AppError, Msg};
 
 use crate::accounts::Accounts;
+use crate::bbb::callbacks::{BbbEvent, MAX_HOOK_BODY};
+use crate::bbb::{BbbApi, Client};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::redact::Redacted;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// BBB events kept for a subscriber that falls behind.
+const EVENT_BACKLOG: usize = 1024;
 
 /// Everything a request handler may use.
 #[derive(Clone)]
@@ -36,8 +44,13 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub templates: Arc<templates::Templates>,
     pub metrics: Arc<metrics::Metrics>,
-    /// Key for CSRF tokens (from `secret_key` or generated into the database).
+    /// Key for CSRF tokens and callback tokens (from `secret_key` or generated into the
+    /// database).
     pub secret_key: Arc<Redacted<Vec<u8>>>,
+    /// The configured BBB server, if any.
+    pub bbb: Option<Arc<dyn BbbApi>>,
+    /// What BBB calls back, for whoever subscribes.
+    pub events: broadcast::Sender<BbbEvent>,
 }
 
 impl AppState {
@@ -50,6 +63,11 @@ impl AppState {
     ) -> Result<Self, String> {
         let catalog = Arc::new(i18n::Catalog::load()?);
         let accounts = Accounts::new(db.clone(), Arc::clone(&clock), config.auth.clone());
+        let bbb = match Client::from_config(&config.bbb) {
+            Ok(client) => Some(Arc::new(client) as Arc<dyn BbbApi>),
+            Err(crate::bbb::Error::NotConfigured) => None,
+            Err(e) => return Err(e.to_string()),
+        };
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -58,6 +76,8 @@ impl AppState {
             templates: Arc::new(templates::Templates::load(catalog)),
             metrics: Arc::new(metrics::Metrics::new()),
             secret_key: Arc::new(secret_key),
+            bbb,
+            events: broadcast::channel(EVENT_BACKLOG).0,
         })
     }
 }
@@ -72,6 +92,15 @@ pub fn router(state: AppState) -> Router {
         .route("/language", post(pages::language))
         .route("/api/v1/me", get(pages::api_me))
         .route("/static/{*path}", get(static_file))
+        .route(
+            "/bbb/callbacks/recording-ready",
+            post(callbacks::recording_ready).layer(DefaultBodyLimit::max(16 * 1024)),
+        )
+        .route("/bbb/callbacks/end", get(callbacks::meeting_ended))
+        .route(
+            "/bbb/callbacks/hooks",
+            post(callbacks::webhook).layer(DefaultBodyLimit::max(MAX_HOOK_BODY)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if state.config.site.metrics {

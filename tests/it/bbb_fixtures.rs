@@ -4,15 +4,9 @@
 use amphi::bbb::client::parse_answer;
 use amphi::bbb::xml;
 use amphi::bbb::{Error, MessageKey};
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> Option<String> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/fixtures/bbb-api");
-    if !dir.is_dir() {
-        eprintln!("skipped: reference fixtures not found at {}", dir.display());
-        return None;
-    }
+    let dir = crate::support::reference_fixtures("bbb-api")?;
     Some(std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")))
 }
 

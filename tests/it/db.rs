@@ -7,6 +7,7 @@ use chrono::Duration;
 const TABLES: &[&str] = &[
     "access_groups",
     "api_tokens",
+    "callback_receipts",
     "login_failures",
     "permission_group_members",
     "permission_group_permissions",
@@ -287,4 +288,29 @@ async fn unreachable_database_fails_with_one_clear_line() {
         err.to_string().contains("unsupported database URL"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn callback_receipts_are_counted_once() {
+    for test_db in TestDb::all().await {
+        let db = &test_db.db;
+        let label = test_db.label;
+        assert!(
+            db.first_receipt("recording-ready", "r-1", 1).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !db.first_receipt("recording-ready", "r-1", 2).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            db.first_receipt("recording-ready", "r-2", 3).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            db.first_receipt("other", "r-1", 4).await.unwrap(),
+            "{label}"
+        );
+        test_db.cleanup().await;
+    }
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bbb_callbacks;
 mod bbb_client;
 mod bbb_fixtures;
 mod cli;

@@ -269,6 +269,20 @@ pub fn csrf_in(html: &str) -> String {
 }
 
 /// Path of the built `amphi` binary.
+/// A folder of `../shared/reference/fixtures`, or `None` (with a message) where it is absent,
+/// as on a user's machine: the reference data is read in place, never copied.
+pub fn reference_fixtures(subdir: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference/fixtures")
+        .join(subdir);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: reference fixtures not found at {}", dir.display());
+        None
+    }
+}
+
 pub fn amphi_bin() -> &'static str {
     env!("CARGO_BIN_EXE_amphi")
 }
