@@ -1,5 +1,6 @@
 //! `amphi demo`: the embedded default. The gateway on SQLite in a temporary (or given) data
-//! folder with a demo account, printing the URL and the login on one line each.
+//! folder, driving the BBB simulator started in the same process, with a demo account; it
+//! prints the URL and the login on one line each.
 
 use crate::accounts::UserSpec;
 use crate::clock::SystemClock;
@@ -44,6 +45,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", data_dir.display()))?;
     let listener = server::bind(options.listen).await?;
     let addr = listener.local_addr()?;
+    let bbb_secret = crate::accounts::new_token();
+    let simulator = crate::sim::start(
+        SocketAddr::new(addr.ip(), 0),
+        crate::sim::SimOptions {
+            secret: bbb_secret.clone(),
+            media_dir: Some(data_dir.join("simulator")),
+            ..Default::default()
+        },
+    )
+    .await?;
     let mut config = Config {
         listen: addr,
         public_url: format!("http://{addr}"),
@@ -51,6 +62,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.site.title = "amphi demo".to_owned();
+    config.bbb.api_url = simulator.api_url();
+    config.bbb.secret = bbb_secret;
+    config.bbb.webhooks = true;
     let db = server::open_database(&config).await?;
     let state = server::build_state(config, db, Arc::new(SystemClock)).await?;
 
@@ -80,8 +94,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     }
 
     let announcement = format!(
-        "amphi demo: SQLite data in {}\nURL: http://{addr}/login\nLogin: {DEMO_USER} / {password}\nPress Ctrl-C to stop.\n",
-        data_dir.display()
+        "amphi demo: SQLite data in {}\nBBB simulator: {}\nURL: http://{addr}/login\nLogin: {DEMO_USER} / {password}\nPress Ctrl-C to stop.\n",
+        data_dir.display(),
+        simulator.api_url()
     );
     // Best effort: a closed stdout (the reader went away) must not stop the server.
     let mut out = std::io::stdout().lock();
@@ -94,5 +109,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     drop(out);
 
     server::serve(listener, state, server::shutdown_signal()).await?;
+    drop(simulator);
     Ok(())
 }

@@ -128,17 +128,7 @@ impl Client {
         if !status.is_success() {
             return Err(Error::Http(status.as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|l| l as usize > xml::MAX_RESPONSE_BYTES)
-        {
-            return Err(Error::Parse("the answer is too large".into()));
-        }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| Error::Transport(describe_transport(&e)))?;
-        Ok((text, session))
+        Ok((read_capped(response).await?, session))
     }
 
     async fn send(
@@ -256,6 +246,30 @@ fn describe_transport(error: &reqwest::Error) -> String {
     cause
 }
 
+/// Reads an answer's body, refusing more than [`xml::MAX_RESPONSE_BYTES`] whether or not the
+/// server announced a length.
+async fn read_capped(mut response: reqwest::Response) -> Result<String, Error> {
+    let too_large = || Error::Parse("the answer is too large".into());
+    if response
+        .content_length()
+        .is_some_and(|l| l > xml::MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Error::Transport(describe_transport(&e)))?
+    {
+        if body.len() + chunk.len() > xml::MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| Error::Parse("the answer is not UTF-8".into()))
+}
+
 /// Parses a BBB answer; `FAILED` becomes a typed error.
 pub fn parse_answer<T: for<'de> Deserialize<'de>>(body: &str) -> Result<(Envelope, T), Error> {
     let (envelope, payload) = xml::parse::<T>(body).map_err(|e| {
@@ -335,10 +349,7 @@ impl BbbApi for Client {
             if !response.status().is_success() {
                 return Err(Error::Http(response.status().as_u16()));
             }
-            let text = response
-                .text()
-                .await
-                .map_err(|e| Error::Transport(describe_transport(&e)))?;
+            let text = read_capped(response).await?;
             parse_answer::<xml::ApiVersion>(&text).map(|(_, v)| v)
         })
         .await

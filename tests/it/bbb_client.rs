@@ -454,3 +454,85 @@ async fn sim_command_serves_the_api() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A server that answers like a broken or hostile BBB: an endless chunked body without a
+/// length, truncated XML, HTML instead of XML, an unknown messageKey.
+async fn hostile_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 16 * 1024];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                if path.contains("/getMeetings") {
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = vec![b'x'; 64 * 1024];
+                    // 20 MiB, more than any BBB answer, announced by no Content-Length.
+                    for _ in 0..320 {
+                        let frame =
+                            [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+                        if socket.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = socket.write_all(b"0\r\n\r\n").await;
+                    return;
+                }
+                let body = if path.contains("/isMeetingRunning") {
+                    "<response><returncode>SUCCESS</returncode><running>tr"
+                } else if path.contains("/end") {
+                    "<!doctype html><html><body>502 Bad Gateway</body></html>"
+                } else {
+                    "<response><returncode>FAILED</returncode><messageKey>somethingNew</messageKey><message>A key no reference lists</message></response>"
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn hostile_answers_give_typed_errors() {
+    amphi::install_crypto_provider();
+    let addr = hostile_server().await;
+    let client = Client::new(
+        &format!("http://{addr}/bigbluebutton/api"),
+        Redacted::new(SECRET.to_owned()),
+        ChecksumAlgorithm::Sha256,
+    )
+    .unwrap()
+    .with_retries(1, Duration::from_millis(1));
+
+    match client.get_meetings().await {
+        Err(Error::Parse(reason)) => assert!(reason.contains("too large"), "{reason}"),
+        other => panic!("an endless answer: {other:?}"),
+    }
+    assert!(
+        matches!(client.is_meeting_running("m-1").await, Err(Error::Parse(_))),
+        "truncated XML"
+    );
+    assert!(
+        matches!(client.end("m-1").await, Err(Error::Parse(_))),
+        "HTML instead of XML"
+    );
+    match client.get_meeting_info("m-1").await {
+        Err(error @ Error::Api { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("somethingNew"), "{text}");
+            assert!(!text.contains(SECRET));
+        }
+        other => panic!("an unknown messageKey: {other:?}"),
+    }
+}

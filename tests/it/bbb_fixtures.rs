@@ -232,3 +232,89 @@ fn malformed_answers_are_typed_errors() {
         matches!(parse_answer::<xml::CreateMeeting>(unknown), Err(Error::Api { key: MessageKey::Other(k), .. }) if k == "brandNewKey")
     );
 }
+
+/// amphi's own fixtures (`tests/fixtures/bbb-api`), written from the reference's descriptions;
+/// they ship with amphi, so these run everywhere.
+fn own_fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bbb-api")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn own_recordings_merge_formats_with_sizes_and_pagination() {
+    let (_, list) =
+        parse_answer::<xml::Recordings>(&own_fixture("get_recordings_merged.xml")).unwrap();
+    let pagination = list.pagination.expect("pagination");
+    assert_eq!(pagination.total_elements, 31);
+    assert!(!pagination.empty);
+    let [recording] = list.recordings.items.as_slice() else {
+        panic!("one recording: {:?}", list.recordings.items);
+    };
+    assert_eq!(recording.name, "Physique quantique & relativité — CM 3");
+    assert_eq!(recording.participants, Some(87));
+    assert_eq!(recording.raw_size, Some(412_345_678));
+    let kinds: Vec<&str> = recording
+        .playback
+        .formats
+        .iter()
+        .map(|f| f.kind.as_str())
+        .collect();
+    assert_eq!(kinds, ["presentation", "video"]);
+    let sizes: Vec<Option<u64>> = recording.playback.formats.iter().map(|f| f.size).collect();
+    assert_eq!(sizes, [Some(1_234_567), Some(97_530_865)]);
+    assert_eq!(
+        recording.size,
+        Some(98_765_432),
+        "the recording-level size, not a format's"
+    );
+    let previews = &recording.playback.formats[0]
+        .preview
+        .as_ref()
+        .expect("preview")
+        .images
+        .items;
+    assert_eq!(previews.len(), 2);
+    assert_eq!(previews[1].alt.as_deref(), Some("Plan du cours"));
+    assert!(previews[1].url.ends_with("thumb-2.png"));
+    assert_eq!(recording.playback.formats[1].length, Some(90));
+    assert_eq!(
+        recording.metadata.get("bbb-origin").map(String::as_str),
+        Some("amphi")
+    );
+}
+
+#[test]
+fn own_empty_recording_answers_are_empty_lists() {
+    for name in [
+        "get_recordings_no_match.xml",
+        "get_recordings_fetch_all_refused.xml",
+    ] {
+        let (envelope, list) = parse_answer::<xml::Recordings>(&own_fixture(name)).unwrap();
+        assert_eq!(
+            envelope.message_key.as_deref(),
+            Some("noRecordings"),
+            "{name}"
+        );
+        assert!(list.recordings.items.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn own_failures_become_typed_errors() {
+    match parse_answer::<xml::CreateMeeting>(&own_fixture("create_validation_errors.xml")) {
+        Err(Error::Validation { errors }) => {
+            let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["missingParamMeetingID", "checksumError"]);
+        }
+        other => panic!("multi-error form: {other:?}"),
+    }
+    match parse_answer::<serde::de::IgnoredAny>(&own_fixture("send_chat_message_not_running.xml")) {
+        Err(Error::Api { key, .. }) => assert_eq!(key, MessageKey::MeetingNotFound),
+        other => panic!("meetingNotFound: {other:?}"),
+    }
+    let (_, published) =
+        parse_answer::<xml::Published>(&own_fixture("publish_recordings_unpublished.xml")).unwrap();
+    assert!(!published.published);
+}

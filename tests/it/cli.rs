@@ -238,20 +238,33 @@ async fn demo_serves_the_login_page_with_the_printed_account() {
             let _ = lines_tx.send(line);
         }
     });
-    let (url, login) = tokio::task::spawn_blocking(move || {
+    let (bbb, url, login) = tokio::task::spawn_blocking(move || {
         let mut url = None;
+        let mut bbb = None;
         while let Ok(line) = lines_rx.recv() {
+            if let Some(u) = line.strip_prefix("BBB simulator: ") {
+                bbb = Some(u.to_owned());
+            }
             if let Some(u) = line.strip_prefix("URL: ") {
                 url = Some(u.to_owned());
             }
             if let Some(l) = line.strip_prefix("Login: ") {
-                return (url.expect("URL before login"), l.to_owned());
+                return (
+                    bbb.expect("simulator before login"),
+                    url.expect("URL before login"),
+                    l.to_owned(),
+                );
             }
         }
         panic!("demo exited without printing its login");
     })
     .await
     .unwrap();
+    let root = reqwest::get(&bbb).await.unwrap().text().await.unwrap();
+    assert!(
+        root.contains("<bbbVersion>"),
+        "the demo's simulator answers: {root}"
+    );
     let (user, password) = login.split_once(" / ").expect("user / password");
 
     let client = reqwest::Client::builder()

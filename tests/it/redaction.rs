@@ -115,6 +115,54 @@ async fn secrets_do_not_reach_the_logs() {
     assert_eq!(me.status(), 200);
     client.get(format!("{base}/nowhere")).send().await.unwrap();
 
+    // BBB's callbacks, genuine and forged: their tokens and checksums stay out of the logs.
+    let jwt = amphi::bbb::callbacks::sign_recording_ready(
+        &amphi::bbb::callbacks::RecordingReady {
+            meeting_id: "0042-physique".to_owned(),
+            record_id: "abc-1764234000000".to_owned(),
+        },
+        BBB_SECRET.as_bytes(),
+    );
+    let forged_jwt = amphi::bbb::callbacks::sign_recording_ready(
+        &amphi::bbb::callbacks::RecordingReady {
+            meeting_id: "0042-physique".to_owned(),
+            record_id: "abc-1764234000000".to_owned(),
+        },
+        b"guessed secret",
+    );
+    for token in [&jwt, &forged_jwt] {
+        client
+            .post(format!("{base}/bbb/callbacks/recording-ready"))
+            .form(&[("signed_parameters", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = "domain=bbb.univ.example&event=%5B%5D&timestamp=1";
+    let hook_url = amphi::bbb::callbacks::webhook_url("http://127.0.0.1:8080");
+    let checksum = amphi::config::ChecksumAlgorithm::Sha1.hex_digest(&[
+        hook_url.as_bytes(),
+        body.as_bytes(),
+        BBB_SECRET.as_bytes(),
+    ]);
+    let hook = client
+        .post(format!("{base}/bbb/callbacks/hooks?checksum={checksum}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200);
+    let end_token = "0".repeat(64);
+    let end = client
+        .get(format!(
+            "{base}/bbb/callbacks/end?token={end_token}&meetingID=0042-physique"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(end.status(), 403);
+
     child.kill().unwrap();
     child.wait().unwrap();
     reader.join().unwrap();
@@ -138,6 +186,16 @@ async fn secrets_do_not_reach_the_logs() {
         "the API token leaked into the logs"
     );
     assert!(!logs.contains(&csrf), "the CSRF token leaked into the logs");
+    assert!(logs.contains("BBB callback refused"), "{logs}");
+    for (what, secret) in [
+        ("recording-ready token", jwt.as_str()),
+        ("forged token", forged_jwt.as_str()),
+        ("webhook checksum", checksum.as_str()),
+        ("end-callback token", end_token.as_str()),
+    ] {
+        let signature = secret.rsplit('.').next().unwrap_or(secret);
+        assert!(!logs.contains(signature), "the {what} leaked into the logs");
+    }
     assert!(
         !logs.contains("correct horse battery"),
         "a password leaked into the logs"
