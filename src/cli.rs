@@ -310,7 +310,11 @@ async fn bbb_check(config: &crate::config::BbbConfig) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(e) => bail!("the shared secret is refused: {e}"),
+        Err(e) if e.key() == Some(&crate::bbb::MessageKey::ChecksumError) => bail!(
+            "the shared secret is refused ({} checksums): {e}",
+            config.checksum.name()
+        ),
+        Err(e) => bail!("getMeetings failed, so the secret could not be checked: {e}"),
     }
 }
 

@@ -15,6 +15,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_answer::<xml::Meetings>(text);
         let _ = parse_answer::<xml::Recordings>(text);
         let _ = parse_answer::<xml::Hooks>(text);
+        let _ = parse_answer::<xml::HookCreated>(text);
+        let _ = parse_answer::<xml::HookRemoved>(text);
+        let _ = parse_answer::<xml::Published>(text);
+        let _ = parse_answer::<xml::Deleted>(text);
+        let _ = parse_answer::<xml::Updated>(text);
+        let _ = amphi::bbb::client::parse_json_answer(text);
         if let Err(error) = parse_answer::<xml::IsMeetingRunning>(text) {
             let _ = error.to_string();
         }

@@ -349,10 +349,15 @@ pub struct HookDelivery {
     pub domain: Option<String>,
     pub timestamp_ms: Option<i64>,
     pub events: Vec<HookEvent>,
+    /// Why each unreadable event was left out: one bad event does not cost the others (a
+    /// refused delivery is retried whole, then the hook is dropped).
+    pub skipped: Vec<String>,
 }
 
 /// Parses a webhook body. Unknown event ids become [`HookEvent::Other`]; a known id with
-/// missing fields is kept with empty strings rather than dropped, so nothing is lost.
+/// missing fields is kept with empty strings rather than dropped; an item that is no event at
+/// all is left out and listed in `skipped`. Only a body without readable JSON events is an
+/// error.
 pub fn parse_webhook_body(body: &[u8]) -> Result<HookDelivery, CallbackError> {
     if body.len() > MAX_HOOK_BODY {
         return Err(CallbackError::BodyTooLarge);
@@ -380,14 +385,19 @@ pub fn parse_webhook_body(body: &[u8]) -> Result<HookDelivery, CallbackError> {
             ));
         }
     };
-    let events = items
-        .iter()
-        .map(parse_event)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for item in &items {
+        match parse_event(item) {
+            Ok(event) => events.push(event),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
     Ok(HookDelivery {
         domain,
         timestamp_ms,
         events,
+        skipped,
     })
 }
 

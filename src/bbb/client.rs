@@ -11,8 +11,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Slides up to this size travel inline (base64) in the `create` body; larger ones by URL.
-pub const INLINE_SLIDES_MAX_BYTES: usize = 1024 * 1024;
+/// Slides up to this size travel inline (base64) in the `create` body; larger ones by URL
+/// (Pod's limit: 1,000,000 bytes).
+pub const INLINE_SLIDES_MAX_BYTES: usize = 1_000_000;
 
 /// How a call may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +271,35 @@ async fn read_capped(mut response: reqwest::Response) -> Result<String, Error> {
     String::from_utf8(body).map_err(|_| Error::Parse("the answer is not UTF-8".into()))
 }
 
+/// Parses one of BBB's JSON answers (`{"response": {"returncode": …}}`: getJoinUrl,
+/// getRecordingTextTracks, learning dashboard, feedback); `FAILED` becomes a typed error.
+pub fn parse_json_answer(body: &str) -> Result<serde_json::Value, Error> {
+    if body.len() > xml::MAX_RESPONSE_BYTES {
+        return Err(Error::Parse("the answer is too large".into()));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| Error::Parse(e.to_string()))?;
+    let response = value
+        .get("response")
+        .ok_or_else(|| Error::Parse("no response object".into()))?;
+    match response.get("returncode").and_then(|r| r.as_str()) {
+        Some("SUCCESS") => Ok(response.clone()),
+        Some(_) => {
+            let text = |name: &str| {
+                response
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            Err(Error::Api {
+                key: MessageKey::parse(&text("messageKey").unwrap_or_default()),
+                message: text("message").unwrap_or_default(),
+            })
+        }
+        None => Err(Error::Parse("no returncode".into())),
+    }
+}
+
 /// Parses a BBB answer; `FAILED` becomes a typed error.
 pub fn parse_answer<T: for<'de> Deserialize<'de>>(body: &str) -> Result<(Envelope, T), Error> {
     let (envelope, payload) = xml::parse::<T>(body).map_err(|e| {
@@ -356,6 +386,13 @@ impl BbbApi for Client {
     }
 
     async fn create(&self, params: &CreateParams) -> Result<(xml::CreateMeeting, bool), Error> {
+        if let Some(Document::Inline { filename, .. }) = params.documents.iter().find(
+            |d| matches!(d, Document::Inline { bytes, .. } if bytes.len() > INLINE_SLIDES_MAX_BYTES),
+        ) {
+            return Err(Error::Request(format!(
+                "the slides {filename} are over 1 MB: give them by URL"
+            )));
+        }
         let query = Self::create_query(params);
         let (envelope, created): (Envelope, xml::CreateMeeting) = if params.documents.is_empty() {
             self.call("create", query, Retry::Once).await?

@@ -44,6 +44,28 @@ pub enum MessageKey {
 }
 
 impl MessageKey {
+    /// A refusal of the request itself (its checksum, a missing or invalid parameter): sending
+    /// it again, or ending the meeting first, cannot help.
+    pub fn is_about_the_request(&self) -> bool {
+        matches!(
+            self,
+            Self::ChecksumError
+                | Self::MissingParamMeetingId
+                | Self::MissingParamFullName
+                | Self::ValidationError
+                | Self::SizeError
+                | Self::EmptyError
+                | Self::NullError
+                | Self::UnsupportedContentType
+                | Self::ParentMeetingIdMissing
+                | Self::ParentMeetingDoesNotExist
+                | Self::MissingParamRecordId
+                | Self::MissingParamPublish
+                | Self::MissingParamCallbackUrl
+                | Self::MissingParamHookId
+        )
+    }
+
     pub fn parse(key: &str) -> Self {
         match key {
             "checksumError" => Self::ChecksumError,
@@ -196,6 +218,9 @@ pub enum Error {
     Parse(String),
     #[error("no BBB server is configured (bbb.api_url)")]
     NotConfigured,
+    /// amphi refused to send the request (it would be refused).
+    #[error("{0}")]
+    Request(String),
 }
 
 impl Error {

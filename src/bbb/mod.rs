@@ -36,8 +36,27 @@ impl Role {
 pub enum Document {
     /// BBB downloads the file.
     Url { url: String, filename: String },
-    /// The file travels base64-encoded in the request body (keep it under 1 MB).
+    /// The file travels base64-encoded in the request body (at most
+    /// [`client::INLINE_SLIDES_MAX_BYTES`]; `create` refuses larger ones).
     Inline { filename: String, bytes: Vec<u8> },
+}
+
+impl Document {
+    /// Slides as Pod sends them: inline up to [`client::INLINE_SLIDES_MAX_BYTES`], otherwise
+    /// by the URL where amphi serves the file (`url` is only called then).
+    pub fn slides(filename: &str, bytes: Vec<u8>, url: impl FnOnce() -> String) -> Document {
+        if bytes.len() <= client::INLINE_SLIDES_MAX_BYTES {
+            Document::Inline {
+                filename: filename.to_owned(),
+                bytes,
+            }
+        } else {
+            Document::Url {
+                url: url(),
+                filename: filename.to_owned(),
+            }
+        }
+    }
 }
 
 /// Parameters of `create`.
@@ -153,15 +172,22 @@ pub trait BbbApi: Send + Sync {
     async fn hooks_list(&self, meeting_id: Option<&str>) -> Result<Vec<xml::Hook>, Error>;
 }
 
-/// Pod's Scalelite workaround, done once: when `create` fails with an error other than a
-/// network failure, end the meeting and create it again.
+/// Pod's Scalelite workaround, done once: when `create` fails because the server is in a
+/// bad state for that meeting (an HTTP error, or a refusal that is not about the request
+/// itself), end the meeting and create it again. Pod does this on any failure, so a wrong
+/// checksum or a too-short name ended a meeting people were in; amphi does not.
 pub async fn create_with_recovery(
     api: &dyn BbbApi,
     params: &CreateParams,
 ) -> Result<(xml::CreateMeeting, bool), Error> {
+    let recoverable = |error: &Error| match error {
+        Error::Http(_) => true,
+        Error::Api { key, .. } => !key.is_about_the_request(),
+        _ => false,
+    };
     match api.create(params).await {
         Ok(created) => Ok(created),
-        Err(first) if matches!(first, Error::Api { .. } | Error::Http(_)) => {
+        Err(first) if recoverable(&first) => {
             tracing::warn!(meeting_id = %params.meeting_id, error = %first, "create failed; ending the meeting and creating it again");
             if let Err(e) = api.end(&params.meeting_id).await {
                 tracing::debug!(error = %e, "end before re-create failed");

@@ -53,6 +53,16 @@ pub struct SiteConfig {
     pub admins: Vec<String>,
     /// Serve Prometheus metrics at `/metrics`. Default `true`.
     pub metrics: bool,
+    /// IANA time zone in which meeting dates are entered, shown and repeated (Django's
+    /// `TIME_ZONE` in Pod). Default `"Europe/Paris"`.
+    pub time_zone: String,
+}
+
+impl SiteConfig {
+    /// The site's time zone (validated at load, so this cannot fail on a checked config).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::Europe::Paris)
+    }
 }
 
 /// Where amphi keeps its state.
@@ -228,6 +238,7 @@ impl Default for SiteConfig {
             default_language: "fr".to_owned(),
             admins: Vec::new(),
             metrics: true,
+            time_zone: "Europe/Paris".to_owned(),
         }
     }
 }
@@ -414,6 +425,12 @@ impl Config {
             return Err(invalid(
                 "bbb.webhooks_refresh_minutes",
                 "must be at least 1",
+            ));
+        }
+        if self.site.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "site.time_zone",
+                "is not a time zone name such as \"Europe/Paris\"",
             ));
         }
         if !matches!(self.site.default_language.as_str(), "fr" | "en") {

@@ -9,6 +9,7 @@ mod callbacks;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
+pub use callbacks::Receipt;
 pub use sessions::{ApiToken, FailuresOf};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -229,6 +229,7 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
         .iter()
         .filter_map(|(k, v)| {
             k.strip_prefix("meta_")
+                .filter(|k| is_meta_name(k))
                 .map(|k| (k.to_ascii_lowercase(), v.clone()))
         })
         .collect();
@@ -265,7 +266,9 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
         auto_start_recording: params.flag("autoStartRecording"),
         recording_marked: false,
         recording: false,
+        started: false,
         ever_joined: false,
+        participants_seen: 0,
         empty_since: None,
         meeting_ended_url: params
             .get("meetingEndedURL")
@@ -279,6 +282,14 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
     state.meeting_created(&inner, &meeting);
     inner.meetings.insert(meeting_id.to_owned(), meeting);
     xml(answer)
+}
+
+/// bbb-web keeps only metadata names that are XML names: a letter, then letters, digits and
+/// dashes.
+pub(crate) fn is_meta_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The document names of a `<modules>` body (URL filename or inline name).
@@ -303,7 +314,20 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
         ));
     };
     let mut inner = state.lock();
+    let forcibly_ended = inner
+        .ended
+        .iter()
+        .rev()
+        .find(|e| e.meeting_id == meeting_id)
+        .is_some_and(|e| e.reason == EndReason::EndedFromApi);
     let Some(meeting) = inner.meetings.get_mut(meeting_id) else {
+        // bbb-web keeps a meeting ended by `end` for a while and refuses to let anyone back in.
+        if forcibly_ended {
+            return xml(failure(
+                "meetingForciblyEnded",
+                "You can not re-join a meeting that has been forcibly ended.  However, once the meeting is removed from memory (according to the timeout configured on this server, you will be able to once again create a meeting with the same meeting ID",
+            ));
+        }
         return xml(failure(
             "invalidMeetingIdentifier",
             "The meeting ID that you supplied did not match any existing meetings",
@@ -354,8 +378,10 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
         auth_token: random_alnum(12),
     };
     let session_token = user.session_token.clone();
+    meeting.started = true;
     if !bot {
         meeting.ever_joined = true;
+        meeting.participants_seen += 1;
         meeting.empty_since = None;
         if meeting.record && meeting.auto_start_recording && !meeting.recording {
             meeting.recording = true;
@@ -405,7 +431,7 @@ fn is_meeting_running(state: &SimState, meeting_id: &str) -> Response {
         .lock()
         .meetings
         .get(meeting_id)
-        .is_some_and(|m| !m.users.is_empty());
+        .is_some_and(|m| m.started);
     xml(success(&element("running", running)))
 }
 
@@ -455,11 +481,7 @@ fn send_chat_message(state: &SimState, meeting_id: &str, params: &Params) -> Res
         ));
     }
     let mut inner = state.lock();
-    if inner
-        .meetings
-        .get(meeting_id)
-        .is_none_or(|m| m.users.is_empty())
-    {
+    if inner.meetings.get(meeting_id).is_none_or(|m| !m.started) {
         return xml(failure(
             "meetingNotFound",
             "Meeting not found or not active",

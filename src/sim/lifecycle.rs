@@ -96,6 +96,7 @@ impl SimState {
                 ),
                 form: Some(body),
                 subject: id.to_owned(),
+                hook_id: Some(hook.id),
             });
         }
     }
@@ -264,6 +265,7 @@ impl SimState {
                 url: format!("{url}{}{query}", with_separator(url)),
                 form: None,
                 subject: meeting.meeting_id.clone(),
+                hook_id: None,
             });
         }
         if let Some(url) = &meeting.meeting_ended_url {
@@ -272,6 +274,7 @@ impl SimState {
                 url: url.clone(),
                 form: None,
                 subject: meeting.meeting_id.clone(),
+                hook_id: None,
             });
         }
         if marks {
@@ -291,7 +294,7 @@ impl SimState {
             state: "processing".to_owned(),
             start_time: meeting.start_time,
             end_time,
-            participants: u32::try_from(meeting.users.len()).unwrap_or(u32::MAX),
+            participants: meeting.participants_seen,
             raw_size: 0,
             metadata: meeting.metadata.clone(),
             formats: ["presentation", "video"]
@@ -330,7 +333,12 @@ impl SimState {
             }
         };
         let mut inner = self.lock();
-        let Some(recording) = inner.recordings.get_mut(record_id) else {
+        // Deleted (or otherwise changed) while processing: nothing to publish.
+        let Some(recording) = inner
+            .recordings
+            .get_mut(record_id)
+            .filter(|r| r.state == "processing")
+        else {
             return;
         };
         recording.state = "published".to_owned();
@@ -391,6 +399,7 @@ impl SimState {
                     url: url.clone(),
                     form: Some(body),
                     subject: format!("{} ({})", recording.record_id, format.kind),
+                    hook_id: None,
                 });
             }
         }
@@ -407,15 +416,19 @@ impl SimState {
             .meetings
             .values()
             .filter_map(|m| {
-                let reason = if m.duration > 0 && now - m.start_time >= m.duration * minute {
+                let reason = if m.duration > 0
+                    && now - m.start_time >= m.duration.saturating_mul(minute)
+                {
                     EndReason::EndedAfterExceedingDuration
                 } else if m.ever_joined
                     && m.humans() == 0
                     && m.empty_since
-                        .is_some_and(|since| now - since >= EMPTY_MINUTES * minute)
+                        .is_some_and(|since| now - since >= EMPTY_MINUTES.saturating_mul(minute))
                 {
                     EndReason::EndedWhenLastUserLeft
-                } else if !m.ever_joined && now - m.create_time >= NOT_JOINED_MINUTES * minute {
+                } else if !m.ever_joined
+                    && now - m.create_time >= NOT_JOINED_MINUTES.saturating_mul(minute)
+                {
                     EndReason::EndedWhenNotJoined
                 } else {
                     return None;

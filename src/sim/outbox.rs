@@ -43,6 +43,9 @@ pub(crate) struct Outgoing {
     /// `Some(form body)` for a POST.
     pub form: Option<String>,
     pub subject: String,
+    /// The webhook this delivery is for: bbb-webhooks drops a (non-permanent) hook whose
+    /// deliveries keep failing.
+    pub hook_id: Option<u64>,
 }
 
 /// Delays between attempts; bbb-webhooks uses seconds, the simulator tenths of them.
@@ -69,11 +72,18 @@ impl Outbox {
                 if !delivery.delivered {
                     tracing::warn!(kind = ?delivery.kind, url = %delivery.url, error = ?delivery.error, status = ?delivery.status, "simulator: delivery failed");
                 }
-                inner
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .deliveries
-                    .push(delivery.clone());
+                {
+                    let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
+                    let given_up = !delivery.delivered && delivery.status != Some(401);
+                    if let (Some(id), true) = (outgoing.hook_id, given_up) {
+                        tracing::warn!(
+                            hook_id = id,
+                            "simulator: dropping a hook whose deliveries keep failing"
+                        );
+                        inner.hooks.retain(|h| h.id != id);
+                    }
+                    inner.deliveries.push(delivery.clone());
+                }
                 let _ = delivered.send(delivery);
             }
         });

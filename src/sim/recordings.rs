@@ -134,6 +134,7 @@ impl SimState {
             .iter()
             .filter_map(|(k, v)| {
                 k.strip_prefix("meta_")
+                    .filter(|k| super::api::is_meta_name(k))
                     .map(|k| (k.to_ascii_lowercase(), v.as_str()))
             })
             .collect();
@@ -183,7 +184,15 @@ impl SimState {
             })
             .collect();
         for (token, record_id, kind) in tokens {
-            inner.playback_tokens.insert(token, (record_id, kind));
+            inner
+                .playback_tokens
+                .insert(token.clone(), (record_id, kind));
+            inner.playback_token_order.push_back(token);
+        }
+        while inner.playback_token_order.len() > super::state::MAX_PLAYBACK_TOKENS {
+            if let Some(oldest) = inner.playback_token_order.pop_front() {
+                inner.playback_tokens.remove(&oldest);
+            }
         }
         let pagination = if paged {
             format!(
@@ -263,7 +272,10 @@ impl SimState {
                 }
                 _ => {
                     for (k, v) in params.iter() {
-                        if let Some(key) = k.strip_prefix("meta_") {
+                        if let Some(key) = k
+                            .strip_prefix("meta_")
+                            .filter(|k| super::api::is_meta_name(k))
+                        {
                             let key = key.to_ascii_lowercase();
                             if v.is_empty() {
                                 recording.metadata.remove(&key);

@@ -48,6 +48,9 @@ impl Default for SimOptions {
     }
 }
 
+/// Unused ESR playback tokens kept at most (every `getRecordings` makes new ones).
+pub const MAX_PLAYBACK_TOKENS: usize = 10_000;
+
 /// A participant.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SimUser {
@@ -95,8 +98,12 @@ pub struct SimMeeting {
     pub recording_marked: bool,
     /// Recording is on now.
     pub recording: bool,
+    /// Somebody (a bot included) joined: BBB's meeting is running from then until it ends.
+    pub started: bool,
     /// Somebody other than a bot joined at some point.
     pub ever_joined: bool,
+    /// How many people (bots excluded) joined in all.
+    pub participants_seen: u32,
     /// Since when only bots (or nobody) have been in the meeting, after someone joined.
     pub empty_since: Option<i64>,
     /// `meetingEndedURL`, called unchanged when the meeting ends.
@@ -176,6 +183,8 @@ pub(crate) struct Inner {
     pub recordings: BTreeMap<String, SimRecording>,
     /// ESR single-use playback tokens: token → (record id, format).
     pub playback_tokens: HashMap<String, (String, String)>,
+    /// The same tokens, oldest first, to forget the oldest past [`MAX_PLAYBACK_TOKENS`].
+    pub playback_token_order: std::collections::VecDeque<String>,
     /// Playback sessions opened by a token (cookie values).
     pub playback_sessions: HashSet<String>,
     pub deliveries: Vec<Delivery>,

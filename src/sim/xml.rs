@@ -81,7 +81,7 @@ pub fn meeting_fields(meeting: &SimMeeting) -> String {
         element("dialNumber", "613-555-1234"),
         element("attendeePW", &meeting.attendee_pw),
         element("moderatorPW", &meeting.moderator_pw),
-        element("running", !meeting.users.is_empty()),
+        element("running", meeting.started),
         element("duration", meeting.duration),
         element("hasUserJoined", meeting.ever_joined),
         element("recording", meeting.recording),

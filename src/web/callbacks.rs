@@ -13,8 +13,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-/// Receipt kind for recording-ready callbacks.
-const RECORDING_READY: &str = "recording-ready";
+/// Receipt kind for recording-ready callbacks: the receipt holds the [`RecordingReady`] as
+/// JSON until the consumer (the recording-ready mail) marks it handled, so the event survives
+/// a restart or a subscriber that fell behind.
+///
+/// [`RecordingReady`]: crate::bbb::callbacks::RecordingReady
+pub const RECORDING_READY: &str = "recording-ready";
 
 fn refuse(status: StatusCode, what: &str, error: &CallbackError) -> Response {
     tracing::warn!(callback = what, reason = %error, "BBB callback refused");
@@ -57,9 +61,10 @@ pub async fn recording_ready(State(state): State<AppState>, body: Bytes) -> Resp
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, "recording-ready", &e),
     };
     let now = state.clock.now().timestamp_millis();
+    let payload = serde_json::to_string(&ready).unwrap_or_default();
     match state
         .db
-        .first_receipt(RECORDING_READY, &ready.record_id, now)
+        .first_receipt(RECORDING_READY, &ready.record_id, &payload, now)
         .await
     {
         Ok(true) => emit(&state, BbbEvent::RecordingReady(ready)),
@@ -106,6 +111,9 @@ pub async fn webhook(
     }
     match callbacks::parse_webhook_body(&body) {
         Ok(delivery) => {
+            for reason in &delivery.skipped {
+                tracing::warn!(%reason, "webhook event left out");
+            }
             for event in delivery.events {
                 emit(&state, BbbEvent::Hook(event));
             }

@@ -2,7 +2,7 @@
 //! from `web/static`, the JSON API, and the middleware that resolves who is asking (session,
 //! trusted proxy headers or API token), in which language, and checks CSRF on every form.
 
-mod callbacks;
+pub mod callbacks;
 pub mod context;
 pub mod cookies;
 pub mod error;

@@ -95,7 +95,20 @@ async fn recording_ready_accepts_the_real_token_once_and_refuses_forgeries() {
         let page = post_raw(&mut app, uri, signed_parameters(&token)).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     }
-    assert_eq!(drain(&mut events), vec![BbbEvent::RecordingReady(ready)]);
+    assert_eq!(
+        drain(&mut events),
+        vec![BbbEvent::RecordingReady(ready.clone())]
+    );
+    // Kept in the database until acted upon.
+    let pending = app
+        .state
+        .db
+        .unhandled_receipts(amphi::web::callbacks::RECORDING_READY)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    let kept: RecordingReady = serde_json::from_str(&pending[0].payload).unwrap();
+    assert_eq!(kept, ready);
 
     let payload = r#"{"meeting_id":"0042-physique","record_id":"other-1764234000000"}"#;
     let hs256 = r#"{"typ":"JWT","alg":"HS256"}"#;
@@ -232,6 +245,27 @@ async fn webhooks_with_a_wrong_checksum_are_refused() {
     let (uri, body) = delivery("[{\"broken", ChecksumAlgorithm::Sha1, SECRET);
     let page = post_raw(&mut app, &uri, body).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+
+    // One unreadable item among good ones: the good ones still count.
+    let mixed = format!(
+        "[42,{}]",
+        json.trim_start_matches('[').trim_end_matches(']')
+    );
+    let (uri, body) = delivery(&mixed, ChecksumAlgorithm::Sha1, SECRET);
+    assert_eq!(post_raw(&mut app, &uri, body).await.status, StatusCode::OK);
+    assert_eq!(
+        drain(&mut events).len(),
+        1,
+        "the good event of a mixed delivery"
+    );
+
+    // Over 1 MiB: refused before anything is read.
+    let (uri, _) = delivery(json, ChecksumAlgorithm::Sha1, SECRET);
+    let huge = format!("domain=x&event={}", "a".repeat(1024 * 1024 + 1));
+    assert_eq!(
+        post_raw(&mut app, &uri, huge).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 
     for algorithm in [ChecksumAlgorithm::Sha1, ChecksumAlgorithm::Sha256] {
         let (uri, body) = delivery(json, algorithm, SECRET);

@@ -359,6 +359,40 @@ async fn create_is_recovered_once_by_ending_the_meeting() {
     let (created, duplicate) = bbb::create_with_recovery(&api, &changed).await.unwrap();
     assert!(!duplicate);
     assert_eq!(created.moderator_pw.as_deref(), Some("new-password"));
+
+    // A request BBB refuses for what it is (here a one-letter name) never ends the meeting.
+    let mut invalid = meeting("0007-scalelite");
+    invalid.name = "x".into();
+    let err = bbb::create_with_recovery(&api, &invalid).await.unwrap_err();
+    assert_eq!(err.key(), Some(&MessageKey::ValidationError), "{err:?}");
+    assert!(
+        sim.state
+            .meetings()
+            .iter()
+            .any(|m| m.meeting_id == "0007-scalelite"),
+        "the meeting is still there"
+    );
+}
+
+#[tokio::test]
+async fn slides_over_one_megabyte_go_by_url() {
+    let small = Document::slides("cours.pdf", vec![b'%'; 1000], || unreachable!());
+    assert!(matches!(small, Document::Inline { .. }));
+    let big = Document::slides("cours.pdf", vec![b'%'; 1_000_001], || {
+        "https://amphi.univ.example/slides/cours.pdf".to_owned()
+    });
+    assert!(matches!(&big, Document::Url { url, .. } if url.ends_with("/slides/cours.pdf")));
+
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    let mut params = meeting("0009-slides");
+    params.documents = vec![Document::Inline {
+        filename: "huge.pdf".into(),
+        bytes: vec![0; 1_000_001],
+    }];
+    let err = api.create(&params).await.unwrap_err();
+    assert!(matches!(err, Error::Request(_)), "{err:?}");
+    assert!(sim.state.meetings().is_empty(), "nothing was sent");
 }
 
 #[tokio::test]
@@ -535,4 +569,139 @@ async fn hostile_answers_give_typed_errors() {
         }
         other => panic!("an unknown messageKey: {other:?}"),
     }
+}
+
+/// Sends a hand-made signed call, for refusals the typed client cannot provoke (it never
+/// leaves a required parameter out).
+async fn raw_call(
+    sim: &sim::Running,
+    call: &str,
+    query: bbb::query::Query,
+    body: Option<(&str, &str)>,
+) -> Error {
+    let url = query
+        .signed(call, SECRET, ChecksumAlgorithm::Sha256)
+        .url(&sim.api_url(), call);
+    let http = reqwest::Client::new();
+    let request = match body {
+        Some((content_type, body)) => http
+            .post(url.expose())
+            .header("content-type", content_type)
+            .body(body.to_owned()),
+        None => http.get(url.expose()),
+    };
+    let text = request.send().await.unwrap().text().await.unwrap();
+    bbb::client::parse_answer::<serde::de::IgnoredAny>(&text)
+        .err()
+        .unwrap_or_else(|| panic!("{call} succeeded: {text}"))
+}
+
+#[tokio::test]
+async fn every_refusal_the_simulator_makes_is_a_typed_error() {
+    use bbb::query::Query;
+    let sim = simulator(ChecksumAlgorithm::ALL.to_vec()).await;
+    let api = client(&sim, ChecksumAlgorithm::Sha256);
+    let mut small = meeting("0010-keys");
+    small.max_participants = Some(1);
+    api.create(&small).await.unwrap();
+    let key = |e: Error| e.key().cloned();
+
+    let cases: Vec<(MessageKey, Error)> = vec![
+        (
+            MessageKey::MissingParamMeetingId,
+            raw_call(&sim, "getMeetingInfo", Query::new(), None).await,
+        ),
+        (
+            MessageKey::MissingParamFullName,
+            raw_call(
+                &sim,
+                "join",
+                Query::new()
+                    .param("meetingID", "0010-keys")
+                    .param("role", "VIEWER"),
+                None,
+            )
+            .await,
+        ),
+        (
+            MessageKey::InvalidPassword,
+            raw_call(
+                &sim,
+                "join",
+                Query::new()
+                    .param("meetingID", "0010-keys")
+                    .param("fullName", "Eve")
+                    .param("password", "guess"),
+                None,
+            )
+            .await,
+        ),
+        (
+            MessageKey::UnsupportedContentType,
+            raw_call(
+                &sim,
+                "insertDocument",
+                Query::new().param("meetingID", "0010-keys"),
+                Some(("text/plain", "x")),
+            )
+            .await,
+        ),
+        (
+            MessageKey::MissingParamRecordId,
+            raw_call(&sim, "deleteRecordings", Query::new(), None).await,
+        ),
+        (
+            MessageKey::MissingParamPublish,
+            raw_call(
+                &sim,
+                "publishRecordings",
+                Query::new().param("recordID", "r-1"),
+                None,
+            )
+            .await,
+        ),
+        (
+            MessageKey::MissingParamCallbackUrl,
+            raw_call(&sim, "hooks/create", Query::new(), None).await,
+        ),
+        (
+            MessageKey::MissingParamHookId,
+            raw_call(&sim, "hooks/destroy", Query::new(), None).await,
+        ),
+    ];
+    for (expected, error) in cases {
+        assert_eq!(key(error.clone()), Some(expected.clone()), "{error:?}");
+        // Every key reads as a sentence naming it.
+        assert!(error.to_string().contains(expected.as_str()), "{error}");
+    }
+
+    // maxParticipants counts people, not bots.
+    let viewer = |name: &str, bot: bool| JoinParams {
+        meeting_id: "0010-keys".into(),
+        full_name: name.into(),
+        role: Role::Viewer,
+        user_id: None,
+        create_time: None,
+        avatar_url: None,
+        bot,
+    };
+    api.join_bot(&viewer("Ann", false)).await.unwrap();
+    api.join_bot(&viewer("Live stream", true)).await.unwrap();
+    let full = api.join_bot(&viewer("Bob", false)).await.unwrap_err();
+    assert_eq!(full.key(), Some(&MessageKey::MaxParticipantsReached));
+
+    // Nothing recorded: noRecordings, an empty list, not an error.
+    let none = api
+        .get_recordings(&RecordingsQuery {
+            meeting_ids: vec!["0010-keys".into()],
+            ..RecordingsQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.recordings.items.is_empty());
+
+    // A meeting ended with `end` cannot be joined again until it is created anew.
+    api.end("0010-keys").await.unwrap();
+    let ended = api.join_bot(&viewer("Carl", false)).await.unwrap_err();
+    assert_eq!(ended.key(), Some(&MessageKey::MeetingForciblyEnded));
 }

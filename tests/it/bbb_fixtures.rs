@@ -318,3 +318,38 @@ fn own_failures_become_typed_errors() {
         parse_answer::<xml::Published>(&own_fixture("publish_recordings_unpublished.xml")).unwrap();
     assert!(!published.published);
 }
+
+/// Every reference answer, XML or JSON, reads as a success or a typed refusal: none is
+/// unreadable. (The feedback answer is not a BBB API envelope and must say so.)
+#[test]
+fn every_reference_answer_reads() {
+    let Some(dir) = crate::support::reference_fixtures("bbb-api") else {
+        return;
+    };
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Ok(body) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        seen += 1;
+        if name.ends_with(".xml") {
+            match parse_answer::<serde::de::IgnoredAny>(&body) {
+                Ok(_) | Err(Error::Api { .. } | Error::Validation { .. }) => {}
+                Err(other) => panic!("{name}: {other:?}"),
+            }
+        } else if name.ends_with(".json") {
+            match amphi::bbb::client::parse_json_answer(&body) {
+                Ok(response) => assert!(response.get("returncode").is_some(), "{name}"),
+                Err(Error::Api { message, .. }) => assert!(!message.is_empty(), "{name}"),
+                Err(Error::Parse(reason)) => {
+                    assert_eq!(name, "feedback_response.json", "{reason}");
+                    assert!(reason.contains("no response object"));
+                }
+                Err(other) => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+    assert!(seen >= 30, "read {seen} answers");
+}

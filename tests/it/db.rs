@@ -291,26 +291,53 @@ async fn unreachable_database_fails_with_one_clear_line() {
 }
 
 #[tokio::test]
-async fn callback_receipts_are_counted_once() {
+async fn callback_receipts_are_counted_once_and_kept_until_handled() {
     for test_db in TestDb::all().await {
         let db = &test_db.db;
         let label = test_db.label;
+        let kind = "recording-ready";
         assert!(
-            db.first_receipt("recording-ready", "r-1", 1).await.unwrap(),
+            db.first_receipt(kind, "r-1", "{\"a\":1}", 1).await.unwrap(),
             "{label}"
         );
         assert!(
-            !db.first_receipt("recording-ready", "r-1", 2).await.unwrap(),
+            !db.first_receipt(kind, "r-1", "{}", 2).await.unwrap(),
             "{label}"
         );
         assert!(
-            db.first_receipt("recording-ready", "r-2", 3).await.unwrap(),
+            db.first_receipt(kind, "r-2", "{\"b\":2}", 3).await.unwrap(),
             "{label}"
         );
         assert!(
-            db.first_receipt("other", "r-1", 4).await.unwrap(),
+            db.first_receipt("other", "r-1", "", 4).await.unwrap(),
             "{label}"
         );
+        let pending = db.unhandled_receipts(kind).await.unwrap();
+        let keys: Vec<(&str, &str)> = pending
+            .iter()
+            .map(|r| (r.key.as_str(), r.payload.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [("r-1", "{\"a\":1}"), ("r-2", "{\"b\":2}")],
+            "{label}"
+        );
+        assert!(
+            db.mark_receipt_handled(kind, "r-1", 5).await.unwrap(),
+            "{label}"
+        );
+        assert!(
+            !db.mark_receipt_handled(kind, "r-1", 6).await.unwrap(),
+            "{label}"
+        );
+        let left: Vec<String> = db
+            .unhandled_receipts(kind)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(left, ["r-2"], "{label}");
         test_db.cleanup().await;
     }
 }
