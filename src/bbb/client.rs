@@ -15,6 +15,21 @@ use std::time::Duration;
 /// (Pod's limit: 1,000,000 bytes).
 pub const INLINE_SLIDES_MAX_BYTES: usize = 1_000_000;
 
+/// How long one call may take, connection included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    // reqwest panics without a process-wide rustls provider; installing it twice is harmless.
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("amphi/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Transport(e.to_string()))
+}
+
 /// How a call may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
@@ -55,17 +70,8 @@ impl Client {
         if api_url.is_empty() {
             return Err(Error::NotConfigured);
         }
-        // reqwest panics without a process-wide rustls provider; installing it twice is harmless.
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("amphi/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Transport(e.to_string()))?;
         Ok(Self {
-            http,
+            http: http_client(CALL_TIMEOUT)?,
             api_url: api_url.trim_end_matches('/').to_owned(),
             secret,
             algorithm,
@@ -76,6 +82,12 @@ impl Client {
 
     pub fn from_config(config: &BbbConfig) -> Result<Self, Error> {
         Self::new(&config.api_url, config.secret.clone(), config.checksum)
+    }
+
+    /// Changes how long a call may take (20 s by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, Error> {
+        self.http = http_client(timeout)?;
+        Ok(self)
     }
 
     /// Changes the retry policy of idempotent calls (tests use short delays).

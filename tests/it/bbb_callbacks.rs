@@ -579,6 +579,52 @@ async fn a_recorded_meeting_calls_amphi_back_from_creation_to_recording() {
         .sum();
     assert_eq!(recording.size, Some(sizes));
 
+    // Filters and pages: by metadata, by record id prefix, with offset and limit.
+    let by_meta = stack
+        .client
+        .get_recordings(&RecordingsQuery {
+            metadata: [(
+                "bbb-recording-ready-url".to_owned(),
+                format!("{}/bbb/callbacks/recording-ready", stack.public_url),
+            )]
+            .into(),
+            ..RecordingsQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_meta.recordings.items.len(), 1);
+    let by_other_meta = stack
+        .client
+        .get_recordings(&RecordingsQuery {
+            metadata: [("bbb-origin".to_owned(), "elsewhere".to_owned())].into(),
+            ..RecordingsQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(by_other_meta.recordings.items.is_empty());
+    let by_prefix = stack
+        .client
+        .get_recordings(&RecordingsQuery {
+            record_ids: vec![record_id[..12].to_owned()],
+            ..RecordingsQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_prefix.recordings.items.len(), 1);
+    let second_page = stack
+        .client
+        .get_recordings(&RecordingsQuery {
+            offset: Some(1),
+            limit: Some(10),
+            ..RecordingsQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(second_page.recordings.items.is_empty());
+    let pagination = second_page.pagination.expect("pagination when paged");
+    assert_eq!(pagination.total_elements, 1);
+    assert!(pagination.empty);
+
     // The video playback page points to a real MP4.
     let video = &recording.playback.formats[1];
     assert!(video.size.unwrap_or(0) > 10_000, "{video:?}");

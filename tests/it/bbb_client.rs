@@ -705,3 +705,39 @@ async fn every_refusal_the_simulator_makes_is_a_typed_error() {
     let ended = api.join_bot(&viewer("Carl", false)).await.unwrap_err();
     assert_eq!(ended.key(), Some(&MessageKey::MeetingForciblyEnded));
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    amphi::install_crypto_provider();
+    // Accepts connections and reads requests, never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = held_tx.send(socket);
+        }
+    });
+    let api = Client::new(
+        &format!("http://{addr}/bigbluebutton/api"),
+        Redacted::new(SECRET.to_owned()),
+        ChecksumAlgorithm::Sha256,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_millis(300))
+    .unwrap()
+    .with_retries(2, Duration::from_millis(1));
+    let err = api.get_meetings().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert!(err.is_transient());
+    // The read was retried once: two connections reached the stalled server.
+    for _ in 0..2 {
+        assert!(held_rx.recv().await.is_some());
+    }
+    assert!(held_rx.try_recv().is_err(), "no third attempt");
+    // A change is not retried.
+    let err = api.end("m-1").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert_eq!(held_rx.recv().await.map(|_| 1), Some(1));
+    assert!(held_rx.try_recv().is_err(), "end was sent once");
+}
