@@ -6,10 +6,12 @@
 
 mod accounts;
 mod callbacks;
+mod meetings;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
 pub use callbacks::Receipt;
+pub use meetings::{Meeting, MeetingFields, MeetingSearch, MeetingSession, Participant};
 pub use sessions::{ApiToken, FailuresOf};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
