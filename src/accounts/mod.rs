@@ -214,6 +214,31 @@ impl Accounts {
     }
 
     /// Opens a session for an already authenticated user; returns the cookie token.
+    /// How long an address must wait before trying a password again (logins and meeting
+    /// passwords count together), or `None` when it may try now.
+    pub async fn address_throttle(&self, client_ip: &str) -> Result<Option<Duration>, db::Error> {
+        let now = self.clock.now();
+        let window = Duration::minutes(i64::from(self.config.login_window_minutes));
+        let (count, oldest) = self
+            .db
+            .login_failures(FailuresOf::Address(client_ip), now - window)
+            .await?;
+        Ok((count >= i64::from(self.config.login_max_failures_per_ip))
+            .then(|| oldest.map_or(window, |t| t + window - now)))
+    }
+
+    /// Records a wrong password for `what` (a meeting: `meeting:42`) from an address.
+    pub async fn record_failed_attempt(
+        &self,
+        what: &str,
+        client_ip: &str,
+    ) -> Result<(), db::Error> {
+        tracing::info!(what, client_ip, "wrong password");
+        self.db
+            .record_login_failure(what, client_ip, self.clock.now())
+            .await
+    }
+
     pub async fn open_session(&self, user_id: i64) -> Result<Redacted<String>, db::Error> {
         let now = self.clock.now();
         let token = new_token();

@@ -230,7 +230,12 @@ impl Client {
             )
             .opt("logoutURL", params.logout_url.as_deref())
             .opt("voiceBridge", params.voice_bridge.as_deref())
-            .opt("guestPolicy", params.guest_policy.as_deref());
+            .opt("guestPolicy", params.guest_policy.as_deref())
+            .opt(
+                "webcamsOnlyForModerator",
+                params.webcams_only_for_moderator.map(bool_str),
+            )
+            .opt("parentMeetingID", params.parent_meeting_id.as_deref());
         for (key, value) in &params.lock_settings {
             query = query.param(key, value);
         }

@@ -76,6 +76,8 @@ pub struct CreateParams {
     pub voice_bridge: Option<String>,
     /// `ALWAYS_ACCEPT`, `ALWAYS_DENY` or `ASK_MODERATOR`.
     pub guest_policy: Option<String>,
+    pub webcams_only_for_moderator: Option<bool>,
+    pub parent_meeting_id: Option<String>,
     /// `lockSettings*` parameters, sent as given.
     pub lock_settings: Vec<(String, String)>,
     /// `meta_*` parameters without the prefix (e.g. `endCallbackUrl`).

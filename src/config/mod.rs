@@ -195,6 +195,23 @@ pub struct MeetingsConfig {
     /// Card image, a path under `web/static` (Pod's `DEFAULT_MEETING_THUMBNAIL`).
     /// Default `"img/default-meeting.svg"`.
     pub default_thumbnail: String,
+    /// Fields of the form's "Main fields" set (Pod's `MEETING_MAIN_FIELDS`). Default
+    /// `["name", "owner", "additional_owners", "attendee_password", "is_restricted",
+    /// "restrict_access_to_groups", "slides"]`.
+    pub main_fields: Vec<String>,
+    /// Fields of the "Record session" set, shown when `recordings` is on (Pod's
+    /// `MEETING_RECORD_FIELDS`). Default `["record", "auto_start_recording",
+    /// "allow_start_stop_recording"]`.
+    pub record_fields: Vec<String>,
+    /// Fields of the recurrence set (Pod's `MEETING_RECURRING_FIELDS`). Default
+    /// `["recurrence", "frequency", "recurring_until", "nb_occurrences", "weekdays",
+    /// "monthly_type"]`.
+    pub recurring_fields: Vec<String>,
+    /// Fields of the webinar set (Pod's `MEETING_WEBINAR_FIELDS`). Default `["is_webinar",
+    /// "enable_chat"]`.
+    pub webinar_fields: Vec<String>,
+    /// How long one `getMeetings` answer serves every "running" badge, in seconds. Default `5`.
+    pub status_cache_seconds: u32,
 }
 
 /// Webinar mode (Pod's `USE_MEETING_WEBINAR` and `MEETING_WEBINAR_*`).
@@ -329,6 +346,36 @@ impl Default for MeetingsConfig {
             max_duration_hours: 5,
             pre_upload_slides: String::new(),
             default_thumbnail: "img/default-meeting.svg".to_owned(),
+            main_fields: [
+                "name",
+                "owner",
+                "additional_owners",
+                "attendee_password",
+                "is_restricted",
+                "restrict_access_to_groups",
+                "slides",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            record_fields: [
+                "record",
+                "auto_start_recording",
+                "allow_start_stop_recording",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            recurring_fields: [
+                "recurrence",
+                "frequency",
+                "recurring_until",
+                "nb_occurrences",
+                "weekdays",
+                "monthly_type",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            webinar_fields: ["is_webinar", "enable_chat"].map(str::to_owned).to_vec(),
+            status_cache_seconds: 5,
         }
     }
 }
@@ -418,6 +465,22 @@ impl Config {
                 return Err(invalid(
                     "bbb.secret",
                     "is required when bbb.api_url is set (run `bbb-conf --secret` on the BBB server)",
+                ));
+            }
+        }
+        for (key, fields) in [
+            ("meetings.main_fields", &self.meetings.main_fields),
+            ("meetings.record_fields", &self.meetings.record_fields),
+            ("meetings.recurring_fields", &self.meetings.recurring_fields),
+            ("meetings.webinar_fields", &self.meetings.webinar_fields),
+        ] {
+            if let Some(unknown) = fields
+                .iter()
+                .find(|f| !crate::meetings::form::FIELDS.contains(&f.as_str()))
+            {
+                return Err(invalid(
+                    key,
+                    &format!("names an unknown meeting field `{unknown}`"),
                 ));
             }
         }

@@ -281,6 +281,23 @@ impl Db {
         Ok(())
     }
 
+    /// Every access group, by code name.
+    pub async fn access_groups(&self) -> Result<Vec<AccessGroup>> {
+        let rows: Vec<GroupRow> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT id, code_name, display_name FROM access_groups ORDER BY code_name")
+                .fetch_all(pool)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccessGroup {
+                id: r.id,
+                code_name: r.code_name,
+                display_name: r.display_name,
+            })
+            .collect())
+    }
+
     pub async fn user_access_groups(&self, user_id: i64) -> Result<Vec<AccessGroup>> {
         let rows: Vec<GroupRow> = on_pool!(self, pool => {
             sqlx::query_as(

@@ -2,8 +2,10 @@
 //! the schedule in the site's time zone, and the rules (`policy`) and repetitions
 //! (`recurrence`). Storage is in `db::meetings`; pages and API in `web::meetings`.
 
+pub mod form;
 pub mod policy;
 pub mod recurrence;
+pub mod start;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;

@@ -69,6 +69,7 @@ pub async fn root(State(state): State<SimState>) -> Response {
 fn admit(state: &SimState, call: &str, raw: &str) -> Result<Params, Response> {
     {
         let mut inner = state.lock();
+        *inner.calls.entry(call.to_owned()).or_default() += 1;
         if inner.fail_next > 0 {
             inner.fail_next -= 1;
             return Err((StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response());
@@ -274,6 +275,12 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
             .get("meetingEndedURL")
             .filter(|u| !u.is_empty())
             .map(str::to_owned),
+        create_params: params
+            .0
+            .iter()
+            .filter(|(k, _)| k != "checksum")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     let answer = success(&format!(
         "{}<messageKey></messageKey><message></message>",

@@ -108,6 +108,9 @@ pub struct SimMeeting {
     pub empty_since: Option<i64>,
     /// `meetingEndedURL`, called unchanged when the meeting ends.
     pub meeting_ended_url: Option<String>,
+    /// Every parameter `create` received (checksum aside), for tests and operators to check
+    /// what a client sent.
+    pub create_params: BTreeMap<String, String>,
 }
 
 impl SimMeeting {
@@ -188,6 +191,8 @@ pub(crate) struct Inner {
     /// Playback sessions opened by a token (cookie values).
     pub playback_sessions: HashSet<String>,
     pub deliveries: Vec<Delivery>,
+    /// API calls received, by name (checksum refusals included).
+    pub calls: BTreeMap<String, u64>,
 }
 
 /// Shared simulator state.
@@ -254,6 +259,12 @@ impl SimState {
     /// Deliveries as they complete (tests wait on this rather than on time).
     pub fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivery> {
         self.delivered.subscribe()
+    }
+
+    /// How many `call` requests arrived (tests check that a page makes one call, not one per
+    /// meeting).
+    pub fn call_count(&self, call: &str) -> u64 {
+        self.lock().calls.get(call).copied().unwrap_or(0)
     }
 
     /// Makes the next `count` API calls fail with HTTP 503.

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod i18n;
+mod meetings;
 pub mod metrics;
 mod pages;
 pub mod templates;
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rust_embed::RustEmbed;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub bbb: Option<Arc<dyn BbbApi>>,
     /// What BBB calls back, for whoever subscribes.
     pub events: broadcast::Sender<BbbEvent>,
+    /// Which meetings run, from one `getMeetings` shared for a few seconds.
+    pub meeting_status: Arc<crate::meetings::start::StatusCache>,
 }
 
 impl AppState {
@@ -63,6 +66,8 @@ impl AppState {
     ) -> Result<Self, String> {
         let catalog = Arc::new(i18n::Catalog::load()?);
         let accounts = Accounts::new(db.clone(), Arc::clone(&clock), config.auth.clone());
+        let status_ttl =
+            std::time::Duration::from_secs(u64::from(config.meetings.status_cache_seconds));
         let bbb = match Client::from_config(&config.bbb) {
             Ok(client) => Some(Arc::new(client) as Arc<dyn BbbApi>),
             Err(crate::bbb::Error::NotConfigured) => None,
@@ -78,6 +83,7 @@ impl AppState {
             secret_key: Arc::new(secret_key),
             bbb,
             events: broadcast::channel(EVENT_BACKLOG).0,
+            meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
         })
     }
 }
@@ -100,6 +106,37 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/bbb/callbacks/hooks",
             post(callbacks::webhook).layer(DefaultBodyLimit::max(MAX_HOOK_BODY)),
+        )
+        .route(
+            "/meeting",
+            get(|| async { Redirect::permanent("/meeting/") }),
+        )
+        .route("/meeting/", get(meetings::list))
+        .route("/meeting/add", get(meetings::add_form).post(meetings::add))
+        .route(
+            "/meeting/edit/{link}",
+            get(meetings::edit_form).post(meetings::edit),
+        )
+        .route(
+            "/meeting/delete/{link}",
+            get(meetings::delete_form).post(meetings::delete),
+        )
+        .route("/meeting/status/{link}", get(meetings::status))
+        .route("/meeting/get_meeting_info/{link}", get(meetings::info))
+        .route("/meeting/end/{link}", post(meetings::end))
+        .route(
+            "/meeting/{link}/",
+            get(meetings::join).post(meetings::join_submit),
+        )
+        .route(
+            "/meeting/{link}",
+            get(|Path(link): Path<String>| async move {
+                Redirect::permanent(&format!("/meeting/{link}/"))
+            }),
+        )
+        .route(
+            "/meeting/{link}/{direct}",
+            get(meetings::join_direct).post(meetings::join_direct_submit),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));

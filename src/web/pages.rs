@@ -44,7 +44,7 @@ pub(crate) fn render_page(
         .render(template, context! { ..page, ..base })
 }
 
-fn html(
+pub(crate) fn html(
     state: &AppState,
     ctx: &RequestContext,
     template: &str,

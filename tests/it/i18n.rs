@@ -10,8 +10,17 @@ fn every_template_key_is_translated() {
     let mut used = 0;
     for name in Templates::names() {
         let source = Templates::source(&name).unwrap();
-        for part in source.split("t(\"").skip(1) {
+        let pieces: Vec<&str> = source.split("t(\"").collect();
+        for (before, part) in pieces.iter().zip(pieces.iter().skip(1)) {
+            // `t(` itself, not the end of `default(` or `format(`.
+            if before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
             let key = part.split('"').next().unwrap();
+            // Keys completed in the template (`"meetings.field." ~ name`) are checked below.
+            if key.ends_with('.') {
+                continue;
+            }
             used += 1;
             assert!(known.contains(&key), "{name} uses unknown key {key}");
         }
@@ -26,10 +35,19 @@ fn every_template_key_is_translated() {
 fn every_key_used_in_code_is_translated() {
     let catalog = Catalog::load().unwrap();
     let known = catalog.keys(Lang::Fr);
-    let sections = ["error.", "login.", "account.", "nav.", "home.", "footer."];
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
+    let sections = [
+        "error.",
+        "login.",
+        "account.",
+        "nav.",
+        "home.",
+        "footer.",
+        "meetings.",
+    ];
     let mut checked = 0;
-    for entry in std::fs::read_dir(src).unwrap() {
+    let folders = ["src/web", "src/meetings"]
+        .map(|f| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(f));
+    for entry in folders.iter().flat_map(|f| std::fs::read_dir(f).unwrap()) {
         let path = entry.unwrap().path();
         if path.file_name().unwrap() == "i18n.rs" {
             continue;
@@ -52,4 +70,42 @@ fn every_key_used_in_code_is_translated() {
         }
     }
     assert!(checked > 15, "{checked}");
+}
+
+/// Keys the meeting form builds from a field name, a weekday or a choice.
+#[test]
+fn every_meeting_form_key_is_translated() {
+    use amphi::meetings::form::FIELDS;
+    let catalog = Catalog::load().unwrap();
+    for lang in [Lang::Fr, Lang::En] {
+        let known = catalog.keys(lang);
+        let mut keys: Vec<String> = FIELDS
+            .iter()
+            .map(|f| format!("meetings.field.{f}"))
+            .collect();
+        keys.extend((0..7).map(|d| format!("meetings.weekday.{d}")));
+        keys.extend(
+            ["none", "daily", "weekly", "monthly", "yearly"]
+                .map(|r| format!("meetings.recurrence.{r}")),
+        );
+        keys.extend(["date_day", "nth_day"].map(|r| format!("meetings.monthly.{r}")));
+        keys.extend(
+            ["default", "ALWAYS_ACCEPT", "ALWAYS_DENY", "ASK_MODERATOR"]
+                .map(|g| format!("meetings.guest.{g}")),
+        );
+        keys.extend(
+            [
+                "main",
+                "dates",
+                "recurring",
+                "record",
+                "webinar",
+                "advanced",
+            ]
+            .map(|s| format!("meetings.form.{s}")),
+        );
+        for key in keys {
+            assert!(known.contains(&key.as_str()), "{lang:?} lacks {key}");
+        }
+    }
 }

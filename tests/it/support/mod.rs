@@ -154,6 +154,18 @@ impl TestApp {
         }
     }
 
+    /// A second browser on the same app: same state, its own cookies.
+    pub fn another_browser(&self) -> TestApp {
+        TestApp {
+            router: self.router.clone(),
+            state: self.state.clone(),
+            clock: Arc::clone(&self.clock),
+            peer: self.peer,
+            cookies: HashMap::new(),
+            test_db: None,
+        }
+    }
+
     pub fn forget_cookies(&mut self) {
         self.cookies.clear();
     }

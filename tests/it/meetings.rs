@@ -1,0 +1,469 @@
+//! Meetings end to end against the BBB simulator: the owner creates a meeting with the form and
+//! starts it (the simulator sees every parameter), viewers join by password and by direct
+//! link, restricted meetings refuse anonymous visitors, the journal records everyone, the list
+//! asks BBB once for every card, and the owner ends the meeting.
+
+use crate::support::TestApp;
+use amphi::config::{ChecksumAlgorithm, Config};
+use amphi::redact::Redacted;
+use amphi::sim::{self, SimOptions};
+use axum::http::StatusCode;
+
+const SECRET: &str = "meetings-sim-secret";
+
+struct World {
+    app: TestApp,
+    sim: sim::Running,
+}
+
+async fn world() -> World {
+    amphi::install_crypto_provider();
+    let sim = sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimOptions {
+            secret: Redacted::new(SECRET.to_owned()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut config = Config {
+        public_url: "https://amphi.univ.example".to_owned(),
+        ..Config::default()
+    };
+    config.bbb.api_url = sim.api_url();
+    config.bbb.secret = Redacted::new(SECRET.to_owned());
+    config.bbb.checksum = ChecksumAlgorithm::Sha256;
+    let app = TestApp::new(config).await;
+    World { app, sim }
+}
+
+/// Logs a new browser in as a new user.
+async fn browser(world: &World, username: &str) -> TestApp {
+    let mut browser = world.app.another_browser();
+    browser.add_user(username, "correct horse battery").await;
+    let page = browser.login(username, "correct horse battery").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    browser
+}
+
+/// Submits the new-meeting form.
+async fn add_meeting(owner: &mut TestApp, fields: &[(&str, &str)]) -> crate::support::Page {
+    let form = owner.get("/meeting/add").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let token = form.csrf_token();
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    owner.post_form("/meeting/add", &all).await
+}
+
+const PHYSICS: &[(&str, &str)] = &[
+    ("name", "Physique quantique"),
+    ("attendee_password", "quanta42"),
+    ("start", "2026-12-07"),
+    ("start_time", "14:00"),
+    ("expected_duration", "2"),
+    ("welcome_text", "Bienvenue en L3"),
+    ("max_participants", "80"),
+    ("voice_bridge", "71234"),
+    ("record", "on"),
+    ("allow_start_stop_recording", "on"),
+    ("lock_settings_disable_private_chat", "on"),
+    ("guest_policy", "ASK_MODERATOR"),
+];
+
+/// Follows a BBB join URL like a browser, so the simulator counts the person in.
+async fn enter_bbb(url: &str) {
+    let response = reqwest::Client::new().get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+}
+
+#[tokio::test]
+async fn owners_start_viewers_join_and_the_journal_remembers() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+
+    // The list makes the personal room on the first visit.
+    let list = ann.get("/meeting/").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains("Salle de réunion personnelle")
+            || list.body.contains("Personal meeting room"),
+        "{}",
+        list.body
+    );
+
+    let created = add_meeting(&mut ann, PHYSICS).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let ann_id = ann
+        .state
+        .db
+        .user_by_username("ann")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let meetings = ann.state.db.meetings_of(ann_id).await.unwrap();
+    let physics = meetings.iter().find(|m| !m.is_personal).unwrap().clone();
+    assert_eq!(
+        physics.meeting_id,
+        format!("{:04}-physique-quantique", physics.id)
+    );
+    assert_eq!(
+        world.sim.state.call_count("create"),
+        0,
+        "no BBB call before the start"
+    );
+
+    // The owner starts it: BBB create with Pod's parameters, then a moderator join.
+    let start = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let join_url = start.location().unwrap().to_owned();
+    assert!(
+        join_url.starts_with(&world.sim.api_url()) && join_url.contains("role=MODERATOR"),
+        "{join_url}"
+    );
+    let bbb = world.sim.state.meetings();
+    let params = &bbb
+        .iter()
+        .find(|m| m.meeting_id == physics.meeting_id)
+        .unwrap()
+        .create_params;
+    let expect = |name: &str, value: &str| {
+        assert_eq!(
+            params.get(name).map(String::as_str),
+            Some(value),
+            "{name} in {params:?}"
+        );
+    };
+    expect("name", "Physique quantique");
+    expect("attendeePW", "quanta42");
+    expect("welcome", "Bienvenue en L3");
+    expect("maxParticipants", "80");
+    expect("voiceBridge", "71234");
+    expect("record", "true");
+    expect("autoStartRecording", "false");
+    expect("allowStartStopRecording", "true");
+    expect("guestPolicy", "ASK_MODERATOR");
+    expect("lockSettingsDisablePrivateChat", "true");
+    expect("lockSettingsDisableCam", "false");
+    expect("logoutURL", "https://amphi.univ.example");
+    expect("duration", "300");
+    expect(
+        "meta_bbb-recording-ready-url",
+        "https://amphi.univ.example/bbb/callbacks/recording-ready",
+    );
+    let end_callback = params.get("meta_endCallbackUrl").unwrap();
+    assert!(
+        end_callback.starts_with("https://amphi.univ.example/bbb/callbacks/end?token="),
+        "{end_callback}"
+    );
+    enter_bbb(&join_url).await;
+    let stored = ann.state.db.meeting(physics.id).await.unwrap().unwrap();
+    assert!(
+        stored.is_running
+            && stored.internal_meeting_id.is_some()
+            && !stored.moderator_password.is_empty()
+    );
+
+    // An anonymous visitor with the password.
+    let mut visitor = world.app.another_browser();
+    let page = visitor
+        .get(&format!("/meeting/{}/", physics.meeting_id))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("name=\"password\"") && page.body.contains("name=\"name\""),
+        "{}",
+        page.body
+    );
+    let token = page.csrf_token();
+    let action = format!("/meeting/{}/", physics.meeting_id);
+    let wrong = visitor
+        .post_form(
+            &action,
+            &[
+                ("csrf_token", &token),
+                ("name", "Zoé"),
+                ("password", "guess"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let right = visitor
+        .post_form(
+            &action,
+            &[
+                ("csrf_token", &token),
+                ("name", "Zoé"),
+                ("password", "quanta42"),
+            ],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::SEE_OTHER, "{}", right.body);
+    let viewer_url = right.location().unwrap();
+    assert!(
+        viewer_url.contains("role=VIEWER") && viewer_url.contains("fullName=Zo"),
+        "{viewer_url}"
+    );
+    enter_bbb(viewer_url).await;
+
+    // A logged-in user with the direct link goes straight in.
+    let mut bob = browser(&world, "bob").await;
+    let key =
+        amphi::meetings::direct_access_key(b"test-secret-key-for-csrf", physics.id, "quanta42");
+    let direct = bob
+        .get(&format!("/meeting/{}/{key}", physics.meeting_id))
+        .await;
+    assert_eq!(direct.status, StatusCode::SEE_OTHER, "{}", direct.body);
+    assert!(direct.location().unwrap().contains("userID=bob"));
+    let tampered = bob
+        .get(&format!(
+            "/meeting/{}/{}",
+            physics.meeting_id,
+            "0".repeat(64)
+        ))
+        .await;
+    assert_eq!(tampered.status, StatusCode::BAD_REQUEST);
+    // Links made before a rename still work: the number decides.
+    let renamed = bob
+        .get(&format!("/meeting/{:04}-old-name/{key}", physics.id))
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+
+    // The journal: one session, the owner then the viewers.
+    let session = ann
+        .state
+        .db
+        .current_session(physics.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.creator_id, Some(ann_id));
+    let people: Vec<(String, String)> = ann
+        .state
+        .db
+        .participants(session.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.full_name, p.role))
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("ann".to_owned(), "MODERATOR".to_owned()),
+            ("Zoé".to_owned(), "VIEWER".to_owned()),
+            ("bob".to_owned(), "VIEWER".to_owned()),
+            ("bob".to_owned(), "VIEWER".to_owned()),
+        ]
+    );
+
+    // The list shows it running, with one getMeetings for the whole page, even twice.
+    let before = world.sim.state.call_count("getMeetings");
+    let running_before = world.sim.state.call_count("isMeetingRunning");
+    for _ in 0..2 {
+        let list = ann.get("/meeting/").await;
+        assert!(
+            list.body.contains("data-status=\"running\""),
+            "{}",
+            list.body
+        );
+    }
+    assert_eq!(world.sim.state.call_count("getMeetings"), before + 1);
+    assert_eq!(
+        world.sim.state.call_count("isMeetingRunning"),
+        running_before
+    );
+
+    // Meeting information for the owner, not for a viewer.
+    let info = ann
+        .get(&format!("/meeting/get_meeting_info/{}", physics.meeting_id))
+        .await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.body);
+    let info: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+    assert_eq!(info["info"]["meetingName"], "Physique quantique");
+    // Ann and Zoé went on into BBB; bob only got his links.
+    assert_eq!(info["info"]["attendees"].as_array().map(Vec::len), Some(2));
+    let refused = bob
+        .get(&format!("/meeting/get_meeting_info/{}", physics.meeting_id))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // The owner ends it.
+    let list = ann.get("/meeting/").await;
+    let token = list.csrf_token();
+    let ended = ann
+        .post_form(
+            &format!("/meeting/end/{}", physics.meeting_id),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.body);
+    assert!(
+        world
+            .sim
+            .state
+            .meetings()
+            .iter()
+            .all(|m| m.meeting_id != physics.meeting_id)
+    );
+    let stored = ann.state.db.meeting(physics.id).await.unwrap().unwrap();
+    assert!(!stored.is_running);
+    let session = ann
+        .state
+        .db
+        .current_session(physics.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(session.ended_at.is_some());
+}
+
+#[tokio::test]
+async fn restricted_meetings_refuse_anonymous_visitors_and_strangers_cannot_manage() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+    let mut restricted = PHYSICS.to_vec();
+    restricted.retain(|(k, _)| *k != "name");
+    restricted.extend([("name", "Séminaire interne"), ("is_restricted", "on")]);
+    assert_eq!(
+        add_meeting(&mut ann, &restricted).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let ann_id = ann
+        .state
+        .db
+        .user_by_username("ann")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let seminar = ann
+        .state
+        .db
+        .meetings_of(ann_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| !m.is_personal)
+        .unwrap();
+    let started = ann.get(&format!("/meeting/{}/", seminar.meeting_id)).await;
+    enter_bbb(started.location().unwrap()).await;
+
+    let mut anonymous = world.app.another_browser();
+    let refused = anonymous
+        .get(&format!("/meeting/{}/", seminar.meeting_id))
+        .await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert!(
+        refused.location().unwrap().starts_with("/login?next="),
+        "{:?}",
+        refused.location()
+    );
+
+    // A logged-in stranger may join as a viewer but not edit, delete or end.
+    let mut eve = browser(&world, "eve").await;
+    let page = eve.get(&format!("/meeting/{}/", seminar.meeting_id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("name=\"password\"") && !page.body.contains("name=\"name\""));
+    for path in [
+        format!("/meeting/edit/{}", seminar.meeting_id),
+        format!("/meeting/delete/{}", seminar.meeting_id),
+    ] {
+        assert_eq!(eve.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let token = page.csrf_token();
+    let end = eve
+        .post_form(
+            &format!("/meeting/end/{}", seminar.meeting_id),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::FORBIDDEN);
+    assert!(
+        world
+            .sim
+            .state
+            .meetings()
+            .iter()
+            .any(|m| m.meeting_id == seminar.meeting_id)
+    );
+
+    // Unknown ids and malformed links.
+    for path in [
+        "/meeting/9999-nothing/",
+        "/meeting/abc/",
+        "/meeting/edit/0000-x",
+    ] {
+        assert_eq!(ann.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_form_says_what_is_wrong_and_calls_no_one() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+    let page = add_meeting(
+        &mut ann,
+        &[
+            ("name", "x"),
+            ("attendee_password", "pw"),
+            ("start", "2026-02-30"),
+            ("start_time", "14:00"),
+            ("expected_duration", "2"),
+            ("voice_bridge", "123"),
+            ("recurrence", "weekly"),
+            ("additional_owners", "ann, nobody"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in ["name", "start", "voice_bridge"] {
+        assert!(
+            page.body.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {}",
+            page.body
+        );
+    }
+    // The typed values come back.
+    assert!(page.body.contains("value=\"pw\""));
+    let ann_id = ann
+        .state
+        .db
+        .user_by_username("ann")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(
+        ann.state
+            .db
+            .meetings_of(ann_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.is_personal)
+    );
+
+    // Co-owners: the owner cannot be one, unknown users are named.
+    let page = add_meeting(
+        &mut ann,
+        &[
+            ("name", "Cours"),
+            ("attendee_password", "pw"),
+            ("start", "2026-12-07"),
+            ("start_time", "14:00"),
+            ("expected_duration", "2"),
+            ("additional_owners", "nobody"),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("nobody"), "{}", page.body);
+    assert_eq!(world.sim.state.call_count("create"), 0);
+}
