@@ -81,6 +81,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let purge = tokio::spawn(purge_loop(state.clone()));
+    let journal = tokio::spawn(crate::meetings::journal::follow(
+        state.db.clone(),
+        Arc::clone(&state.meeting_status),
+        Arc::clone(&state.clock),
+        state.events.subscribe(),
+    ));
+    let sampler = state.bbb.as_ref().map(|api| {
+        tokio::spawn(crate::meetings::journal::sample_forever(
+            state.db.clone(),
+            Arc::clone(api),
+            Arc::clone(&state.meeting_status),
+            Arc::clone(&state.clock),
+        ))
+    });
     let hooks = match (&state.bbb, state.config.bbb.webhooks) {
         (Some(api), true) => Some(tokio::spawn(crate::bbb::webhooks::keep_registered(
             Arc::clone(api),
@@ -94,8 +108,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     purge.abort();
-    if let Some(hooks) = hooks {
-        hooks.abort();
+    journal.abort();
+    for task in [hooks, sampler].into_iter().flatten() {
+        task.abort();
     }
     result
 }

@@ -803,4 +803,109 @@ impl Db {
             .map(|(at, n)| (from_millis(at), small(n)))
             .collect())
     }
+
+    /// Ties a BBB user (from a `user-joined` webhook) to the latest journal entry of the same
+    /// person that has none yet, or records them when they joined BBB another way. Returns
+    /// whether a new entry was made.
+    pub async fn link_participant(
+        &self,
+        session_id: i64,
+        username: &str,
+        full_name: &str,
+        role: &str,
+        bbb_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let linked = execute!(self, pool => {
+            sqlx::query(
+                "UPDATE meeting_participants SET bbb_user_id = $1 WHERE id = ( \
+                 SELECT p.id FROM meeting_participants p LEFT JOIN users u ON u.id = p.user_id \
+                 WHERE p.session_id = $2 AND p.bbb_user_id IS NULL AND p.left_at IS NULL \
+                 AND (u.username = $3 OR p.full_name = $4) ORDER BY p.joined_at DESC, p.id DESC LIMIT 1)",
+            )
+            .bind(bbb_user_id)
+            .bind(session_id)
+            .bind(username)
+            .bind(full_name)
+            .execute(pool)
+            .await
+        })?;
+        if linked == 1 {
+            return Ok(false);
+        }
+        let role = if role == "MODERATOR" {
+            "MODERATOR"
+        } else {
+            "VIEWER"
+        };
+        execute!(self, pool => {
+            sqlx::query(
+                "INSERT INTO meeting_participants (session_id, full_name, role, bbb_user_id, joined_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(session_id)
+            .bind(full_name)
+            .bind(role)
+            .bind(bbb_user_id)
+            .bind(now.timestamp_millis())
+            .execute(pool)
+            .await
+        })?;
+        Ok(true)
+    }
+
+    /// Records that a BBB user left (a `user-left` webhook).
+    pub async fn participant_left(
+        &self,
+        session_id: i64,
+        bbb_user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let updated = execute!(self, pool => {
+            sqlx::query(
+                "UPDATE meeting_participants SET left_at = $1 \
+                 WHERE session_id = $2 AND bbb_user_id = $3 AND left_at IS NULL",
+            )
+            .bind(now.timestamp_millis())
+            .bind(session_id)
+            .bind(bbb_user_id)
+            .execute(pool)
+            .await
+        })?;
+        Ok(updated > 0)
+    }
+
+    /// Journal entries of a session still marked present: `(id, full name, username, joined)`.
+    pub async fn present_participants(
+        &self,
+        session_id: i64,
+    ) -> Result<Vec<(i64, String, Option<String>, DateTime<Utc>)>> {
+        let rows: Vec<(i64, String, Option<String>, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT p.id, p.full_name, u.username, p.joined_at FROM meeting_participants p \
+                 LEFT JOIN users u ON u.id = p.user_id WHERE p.session_id = $1 AND p.left_at IS NULL",
+            )
+            .bind(session_id)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, username, joined)| (id, name, username, from_millis(joined)))
+            .collect())
+    }
+
+    /// Marks journal entries as left at `now`.
+    pub async fn mark_left(&self, participant_ids: &[i64], now: DateTime<Utc>) -> Result<()> {
+        for id in participant_ids {
+            execute!(self, pool => {
+                sqlx::query("UPDATE meeting_participants SET left_at = $1 WHERE id = $2 AND left_at IS NULL")
+                    .bind(now.timestamp_millis())
+                    .bind(*id)
+                    .execute(pool)
+                    .await
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -14,4 +14,5 @@ mod meetings;
 mod meetings_db;
 mod proxy;
 mod redaction;
+mod screenshots;
 mod web_auth;

@@ -467,3 +467,139 @@ async fn the_form_says_what_is_wrong_and_calls_no_one() {
     assert!(page.body.contains("nobody"), "{}", page.body);
     assert_eq!(world.sim.state.call_count("create"), 0);
 }
+
+/// Polls `check` until it holds (the journal applies events on its own task).
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_journal_follows_bbb_through_webhooks_callbacks_and_sampling() {
+    use amphi::bbb::callbacks::webhook_url;
+    use amphi::bbb::webhooks::ensure_registered;
+    amphi::install_crypto_provider();
+    let sim = sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimOptions {
+            secret: Redacted::new(SECRET.to_owned()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = Config {
+        public_url: public_url.clone(),
+        ..Config::default()
+    };
+    config.bbb.api_url = sim.api_url();
+    config.bbb.secret = Redacted::new(SECRET.to_owned());
+    let app = TestApp::new(config).await;
+    let state = app.state.clone();
+    let server = tokio::spawn(async move {
+        amphi::server::serve(listener, state, std::future::pending())
+            .await
+            .unwrap();
+    });
+    let api = app.state.bbb.clone().unwrap();
+    ensure_registered(api.as_ref(), &webhook_url(&public_url))
+        .await
+        .unwrap();
+
+    let world = World { app, sim };
+    let mut ann = browser(&world, "ann").await;
+    assert_eq!(
+        add_meeting(&mut ann, PHYSICS).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let db = ann.state.db.clone();
+    let ann_id = db.user_by_username("ann").await.unwrap().unwrap().id;
+    let physics = db
+        .meetings_of(ann_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| !m.is_personal)
+        .unwrap();
+    let start = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
+    enter_bbb(start.location().unwrap()).await;
+    // Someone joins BBB without amphi: the webhook puts them in the journal too.
+    let direct = amphi::bbb::JoinParams {
+        meeting_id: physics.meeting_id.clone(),
+        full_name: "Dial-in guest".into(),
+        role: amphi::bbb::Role::Viewer,
+        user_id: None,
+        create_time: None,
+        avatar_url: None,
+        bot: false,
+    };
+    let guest = api.join_bot(&direct).await.unwrap();
+
+    let session = db.current_session(physics.id).await.unwrap().unwrap();
+    wait_until("both joins linked", || {
+        let db = db.clone();
+        async move {
+            let people = db.participants(session.id).await.unwrap();
+            people.len() == 2 && people.iter().all(|p| p.bbb_user_id.is_some())
+        }
+    })
+    .await;
+
+    // The guest leaves: the webhook closes their entry.
+    let left = reqwest::Client::new()
+        .post(format!(
+            "http://{}/sim/meetings/{}/users/{}/leave",
+            world.sim.addr, physics.meeting_id, guest.user_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 204);
+    wait_until("the guest's leave time", || {
+        let db = db.clone();
+        async move {
+            db.participants(session.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|p| p.full_name == "Dial-in guest" && p.left_at.is_some())
+        }
+    })
+    .await;
+
+    // Sampling counts who is there.
+    let status = amphi::meetings::start::StatusCache::new(std::time::Duration::ZERO);
+    let later = chrono::Utc::now();
+    amphi::meetings::journal::sample(&db, api.as_ref(), &status, later)
+        .await
+        .unwrap();
+    let counts = db.participant_counts(session.id).await.unwrap();
+    assert_eq!(counts.last().map(|(_, n)| *n), Some(1), "{counts:?}");
+
+    // Ended in BBB directly: the end callback closes the meeting and its session.
+    api.end(&physics.meeting_id).await.unwrap();
+    wait_until("the end callback", || {
+        let db = db.clone();
+        async move {
+            let meeting = db.meeting(physics.id).await.unwrap().unwrap();
+            let session = db.current_session(physics.id).await.unwrap().unwrap();
+            !meeting.is_running && session.ended_at.is_some()
+        }
+    })
+    .await;
+    let everyone_left = db.participants(session.id).await.unwrap();
+    assert!(everyone_left.iter().all(|p| p.left_at.is_some()));
+    server.abort();
+}
