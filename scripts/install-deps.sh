@@ -9,7 +9,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
   gstreamer1.0-tools gstreamer1.0-plugins-base-apps ffmpeg
-  chromium fonts-dejavu-core
+  chromium fonts-dejavu-core python3 python3-aiosmtpd
 )
 
 missing=()

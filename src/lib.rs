@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod logging;
+pub mod mail;
 pub mod meetings;
 pub mod redact;
 pub mod server;

@@ -38,6 +38,20 @@ pub struct Config {
     pub bbb: BbbConfig,
     pub meetings: MeetingsConfig,
     pub webinar: WebinarConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail (Django's `EMAIL_*` and `DEFAULT_FROM_EMAIL` in Pod).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server: `smtp://host:25` (plain), `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://user:password@host:465` (TLS). Default `""`: no mail is sent, and pages that
+    /// send mail say so. Env `AMPHI_SMTP_URL`.
+    pub smtp_url: Redacted<String>,
+    /// Sender of every mail (Pod's `DEFAULT_FROM_EMAIL`); invitations carry the inviting
+    /// owner as `Reply-To`. Default `"amphi <noreply@localhost>"`.
+    pub from: String,
 }
 
 /// What users see of the site.
@@ -244,6 +258,7 @@ impl Default for Config {
             bbb: BbbConfig::default(),
             meetings: MeetingsConfig::default(),
             webinar: WebinarConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -380,6 +395,15 @@ impl Default for MeetingsConfig {
     }
 }
 
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: Redacted::default(),
+            from: "amphi <noreply@localhost>".to_owned(),
+        }
+    }
+}
+
 impl Default for WebinarConfig {
     fn default() -> Self {
         Self {
@@ -483,6 +507,22 @@ impl Config {
                     &format!("names an unknown meeting field `{unknown}`"),
                 ));
             }
+        }
+        if !self.mail.smtp_url.is_empty() {
+            let url = url::Url::parse(self.mail.smtp_url.expose())
+                .map_err(|_| invalid("mail.smtp_url", "is not a URL such as smtp://host:25"))?;
+            if !matches!(url.scheme(), "smtp" | "smtps") {
+                return Err(invalid(
+                    "mail.smtp_url",
+                    "must start with smtp:// or smtps://",
+                ));
+            }
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail.from",
+                "is not a mail address such as \"amphi <noreply@univ.example>\"",
+            ));
         }
         if self.bbb.webhooks_refresh_minutes == 0 {
             return Err(invalid(

@@ -3,6 +3,7 @@
 //! (`recurrence`). Storage is in `db::meetings`; pages and API in `web::meetings`.
 
 pub mod form;
+pub mod invite;
 pub mod journal;
 pub mod policy;
 pub mod recurrence;

@@ -8,6 +8,9 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod i18n;
+mod invite;
+mod join;
+mod meeting_form;
 mod meetings;
 pub mod metrics;
 mod pages;
@@ -54,6 +57,8 @@ pub struct AppState {
     pub events: broadcast::Sender<BbbEvent>,
     /// Which meetings run, from one `getMeetings` shared for a few seconds.
     pub meeting_status: Arc<crate::meetings::start::StatusCache>,
+    /// Outgoing mail, when `mail.smtp_url` is set.
+    pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
 }
 
 impl AppState {
@@ -66,6 +71,9 @@ impl AppState {
     ) -> Result<Self, String> {
         let catalog = Arc::new(i18n::Catalog::load()?);
         let accounts = Accounts::new(db.clone(), Arc::clone(&clock), config.auth.clone());
+        let mailer = crate::mail::SmtpMailer::from_config(&config.mail)
+            .map_err(|e| e.to_string())?
+            .map(|m| Arc::new(m) as Arc<dyn crate::mail::Mailer>);
         let status_ttl =
             std::time::Duration::from_secs(u64::from(config.meetings.status_cache_seconds));
         let bbb = match Client::from_config(&config.bbb) {
@@ -84,6 +92,7 @@ impl AppState {
             bbb,
             events: broadcast::channel(EVENT_BACKLOG).0,
             meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
+            mailer,
         })
     }
 }
@@ -112,10 +121,13 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Redirect::permanent("/meeting/") }),
         )
         .route("/meeting/", get(meetings::list))
-        .route("/meeting/add", get(meetings::add_form).post(meetings::add))
+        .route(
+            "/meeting/add",
+            get(meeting_form::add_form).post(meeting_form::add),
+        )
         .route(
             "/meeting/edit/{link}",
-            get(meetings::edit_form).post(meetings::edit),
+            get(meeting_form::edit_form).post(meeting_form::edit),
         )
         .route(
             "/meeting/delete/{link}",
@@ -125,9 +137,10 @@ pub fn router(state: AppState) -> Router {
         .route("/meeting/get_meeting_info/{link}", get(meetings::info))
         .route("/meeting/end/{link}", post(meetings::end))
         .route(
-            "/meeting/{link}/",
-            get(meetings::join).post(meetings::join_submit),
+            "/meeting/invite/{link}",
+            get(invite::invite_form).post(invite::invite),
         )
+        .route("/meeting/{link}/", get(join::join).post(join::join_submit))
         .route(
             "/meeting/{link}",
             get(|Path(link): Path<String>| async move {
@@ -136,7 +149,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/meeting/{link}/{direct}",
-            get(meetings::join_direct).post(meetings::join_direct_submit),
+            get(join::join_direct).post(join::join_direct_submit),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));

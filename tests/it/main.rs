@@ -10,6 +10,7 @@ mod config;
 mod db;
 mod health;
 mod i18n;
+mod invitations;
 mod meetings;
 mod meetings_db;
 mod proxy;
