@@ -241,8 +241,10 @@ async fn resolve_user(
         return Ok(());
     }
     if let Some(auth) = header_text(headers, header::AUTHORIZATION.as_str()) {
+        // `Bearer` (RFC 6750) or `Token` (Django REST framework, as Pod's API clients send).
         let token = auth
             .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("Token "))
             .map(str::trim)
             .filter(|t| is_token(t))
             .ok_or(AppError::Unauthorized(Msg::new("error.invalid_token")))?;

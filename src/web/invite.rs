@@ -74,42 +74,32 @@ pub async fn invite_form(
     )
 }
 
-/// `POST /meeting/invite/{link}`: one mail per address, with the calendar file.
-pub async fn invite(
-    State(state): State<AppState>,
-    Extension(ctx): Extension<RequestContext>,
-    Path(link): Path<String>,
-    Form(form): Form<InviteForm>,
-) -> Result<Response, AppError> {
+/// Why invitations were not sent.
+pub(super) enum Refusal {
+    /// No SMTP server configured.
+    NoMail,
+    /// The addresses are wrong: the sentence says how.
+    Input(Msg),
+}
+
+/// Sends the invitations of a meeting to the addresses typed (and the owners when asked):
+/// one mail each. Returns how many left and which addresses failed.
+pub(super) async fn send_invitations(
+    state: &AppState,
+    ctx: &RequestContext,
+    meeting: &Meeting,
+    emails: &str,
+    owner_copy: bool,
+) -> Result<Result<(usize, Vec<String>), Refusal>, AppError> {
     use crate::meetings::invite::{self as inv, MAX_RECIPIENTS};
-    let meeting = meeting_from_link(&state, &link).await?;
-    allowed(&state, &ctx, Some(&meeting), Action::Invite).await?;
-    let refuse = |msg: Msg| {
-        invite_page(
-            &state,
-            &ctx,
-            &meeting,
-            &form,
-            Some(msg),
-            &Outcome::default(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-    };
     let Some(mailer) = &state.mailer else {
-        return invite_page(
-            &state,
-            &ctx,
-            &meeting,
-            &form,
-            None,
-            &Outcome::default(),
-            StatusCode::SERVICE_UNAVAILABLE,
-        );
+        return Ok(Err(Refusal::NoMail));
     };
-    let mut recipients = match inv::parse_emails(&form.emails) {
+    let mut recipients = match inv::parse_emails(emails) {
         Ok(list) => list,
         Err(bad) => {
-            return refuse(Msg::new("invite.bad_addresses").arg("addresses", bad.join(", ")));
+            let msg = Msg::new("invite.bad_addresses").arg("addresses", bad.join(", "));
+            return Ok(Err(Refusal::Input(msg)));
         }
     };
     let owner = state
@@ -117,7 +107,7 @@ pub async fn invite(
         .user_by_id(meeting.fields.owner_id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if form.owner_copy.is_some() {
+    if owner_copy {
         let mut owners = vec![owner.email.clone()];
         for id in &meeting.fields.additional_owners {
             if let Some(user) = state.db.user_by_id(*id).await? {
@@ -131,17 +121,18 @@ pub async fn invite(
         }
     }
     if recipients.is_empty() {
-        return refuse(Msg::new("invite.none"));
+        return Ok(Err(Refusal::Input(Msg::new("invite.none"))));
     }
     if recipients.len() > MAX_RECIPIENTS {
-        return refuse(Msg::new("invite.too_many").arg("max", MAX_RECIPIENTS.to_string()));
+        let msg = Msg::new("invite.too_many").arg("max", MAX_RECIPIENTS.to_string());
+        return Ok(Err(Refusal::Input(msg)));
     }
     let inviter = ctx
         .user
         .as_ref()
         .map_or(owner.shown_name(), |u| u.shown_name())
         .to_owned();
-    let mail = invitation(&state, &ctx, &meeting, &owner, &inviter)?;
+    let mail = invitation(state, ctx, meeting, &owner, &inviter)?;
     let mut sent = 0;
     let mut failed = Vec::new();
     for address in &recipients {
@@ -158,24 +149,55 @@ pub async fn invite(
         }
     }
     tracing::info!(meeting_id = %meeting.meeting_id, sent, failed = failed.len(), "invitations");
-    let status = if failed.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
-    let outcome = Outcome {
-        sent: Some(sent),
-        failed,
-    };
-    invite_page(
+    Ok(Ok((sent, failed)))
+}
+
+/// `POST /meeting/invite/{link}`: one mail per address, with the calendar file.
+pub async fn invite(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(link): Path<String>,
+    Form(form): Form<InviteForm>,
+) -> Result<Response, AppError> {
+    let meeting = meeting_from_link(&state, &link).await?;
+    allowed(&state, &ctx, Some(&meeting), Action::Invite).await?;
+    let outcome = send_invitations(
         &state,
         &ctx,
         &meeting,
-        &InviteForm::default(),
-        None,
-        &outcome,
-        status,
+        &form.emails,
+        form.owner_copy.is_some(),
     )
+    .await?;
+    let (error, outcome, status) = match outcome {
+        Err(Refusal::NoMail) => (None, Outcome::default(), StatusCode::SERVICE_UNAVAILABLE),
+        Err(Refusal::Input(msg)) => (
+            Some(msg),
+            Outcome::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        Ok((sent, failed)) => {
+            let status = if failed.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            (
+                None,
+                Outcome {
+                    sent: Some(sent),
+                    failed,
+                },
+                status,
+            )
+        }
+    };
+    let shown = if status == StatusCode::OK {
+        InviteForm::default()
+    } else {
+        form
+    };
+    invite_page(&state, &ctx, &meeting, &shown, error, &outcome, status)
 }
 
 /// The invitation mail of a meeting (without recipient), in the inviting user's language.

@@ -17,7 +17,7 @@ use minijinja::{Value, context};
 use std::collections::BTreeMap;
 
 /// The audience of the form for this user and meeting.
-fn audience(state: &AppState, actor: &Actor, meeting: Option<&Meeting>) -> Audience {
+pub(super) fn audience(state: &AppState, actor: &Actor, meeting: Option<&Meeting>) -> Audience {
     Audience {
         can_choose_owner: policy::decide(actor, None, Action::ChooseOwner, settings(state))
             == Decision::Allow,
@@ -221,7 +221,7 @@ pub async fn edit_form(
 }
 
 /// Checks a submitted form and resolves its usernames and groups.
-async fn checked_fields(
+pub(super) async fn checked_fields(
     state: &AppState,
     ctx: &RequestContext,
     input: &Input,

@@ -2,6 +2,7 @@
 //! from `web/static`, the JSON API, and the middleware that resolves who is asking (session,
 //! trusted proxy headers or API token), in which language, and checks CSRF on every form.
 
+mod api_meetings;
 pub mod callbacks;
 pub mod context;
 pub mod cookies;
@@ -13,6 +14,7 @@ mod join;
 mod meeting_form;
 mod meetings;
 pub mod metrics;
+mod openapi;
 mod pages;
 pub mod templates;
 
@@ -106,6 +108,21 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(pages::account))
         .route("/language", post(pages::language))
         .route("/api/v1/me", get(pages::api_me))
+        .route("/api/v1/openapi.json", get(api_meetings::openapi))
+        .route(
+            "/api/v1/meetings",
+            get(api_meetings::list).post(api_meetings::create),
+        )
+        .route(
+            "/api/v1/meetings/{id}",
+            get(api_meetings::read)
+                .put(api_meetings::update)
+                .delete(api_meetings::delete),
+        )
+        .route("/api/v1/meetings/{id}/status", get(api_meetings::status))
+        .route("/api/v1/meetings/{id}/join", post(api_meetings::join))
+        .route("/api/v1/meetings/{id}/end", post(api_meetings::end))
+        .route("/api/v1/meetings/{id}/invite", post(api_meetings::invite))
         .route("/static/{*path}", get(static_file))
         .route(
             "/bbb/callbacks/recording-ready",

@@ -12,6 +12,7 @@ mod health;
 mod i18n;
 mod invitations;
 mod meetings;
+mod meetings_api;
 mod meetings_db;
 mod proxy;
 mod redaction;
