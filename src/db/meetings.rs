@@ -589,7 +589,7 @@ impl Db {
                 .bind(search.running)
                 .bind(from)
                 .bind(to)
-                .bind(i64::from(search.limit.clamp(1, 200)))
+                .bind(i64::from(search.limit.clamp(1, 10_000)))
                 .bind(i64::from(search.offset))
                 .fetch_all(pool)
                 .await?;
@@ -907,5 +907,28 @@ impl Db {
             })?;
         }
         Ok(())
+    }
+
+    /// Sessions that started in `[from, to)`, of one meeting or of all, latest first.
+    pub async fn sessions_between(
+        &self,
+        meeting_id: Option<i64>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MeetingSession>> {
+        let rows: Vec<SessionRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, meeting_id, creator_id, internal_meeting_id, created_at, ended_at, \
+                 peak_participants FROM meeting_sessions WHERE ($1 IS NULL OR meeting_id = $1) \
+                 AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
+                 ORDER BY created_at DESC, id DESC LIMIT 100000",
+            )
+            .bind(meeting_id)
+            .bind(from.map(|t| t.timestamp_millis()))
+            .bind(to.map(|t| t.timestamp_millis()))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 }

@@ -2,6 +2,7 @@
 //! from `web/static`, the JSON API, and the middleware that resolves who is asking (session,
 //! trusted proxy headers or API token), in which language, and checks CSRF on every form.
 
+mod admin;
 mod api_meetings;
 pub mod callbacks;
 pub mod context;
@@ -168,6 +169,9 @@ pub fn router(state: AppState) -> Router {
             "/meeting/{link}/{direct}",
             get(join::join_direct).post(join::join_direct_submit),
         )
+        .route("/admin/meetings", get(admin::meetings))
+        .route("/admin/meetings/{id}/journal", get(admin::journal))
+        .route("/admin/journal.csv", get(admin::export))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if state.config.site.metrics {

@@ -104,6 +104,7 @@ fn every_meeting_form_key_is_translated() {
             ]
             .map(|s| format!("meetings.form.{s}")),
         );
+        keys.extend(["MODERATOR", "VIEWER"].map(|r| format!("admin.role.{r}")));
         for key in keys {
             assert!(known.contains(&key.as_str()), "{lang:?} lacks {key}");
         }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin;
 mod bbb_callbacks;
 mod bbb_client;
 mod bbb_fixtures;
