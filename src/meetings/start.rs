@@ -20,9 +20,64 @@ pub enum StartError {
     Db(#[from] db::Error),
 }
 
+/// Largest slides file accepted (Pod's help text: 30 MB).
+pub const SLIDES_MAX_BYTES: usize = 30 * 1024 * 1024;
+/// Slides formats BBB converts.
+pub const SLIDES_EXTENSIONS: [&str; 12] = [
+    "pdf", "doc", "docx", "odt", "ppt", "pptx", "odp", "xls", "xlsx", "txt", "png", "jpg",
+];
+
+/// Where a meeting's slides are kept.
+pub fn slides_path(config: &Config, meeting_id: i64, file_name: &str) -> std::path::PathBuf {
+    config
+        .data_dir
+        .join("slides")
+        .join(meeting_id.to_string())
+        .join(file_name)
+}
+
+/// The key in the URL BBB downloads a meeting's slides from: only amphi can make it.
+pub fn slides_key(secret_key: &[u8], meeting_id: i64, file_name: &str) -> String {
+    crate::bbb::callbacks::end_callback_token(
+        secret_key,
+        &format!("slides:{meeting_id}:{file_name}"),
+    )
+}
+
+/// The meeting's own slides, inline when small, by URL otherwise.
+pub async fn meeting_slides(
+    config: &Config,
+    secret_key: &[u8],
+    meeting: &Meeting,
+) -> Option<Document> {
+    let name = meeting.slides.as_deref()?;
+    let bytes = match tokio::fs::read(slides_path(config, meeting.id, name)).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(meeting_id = %meeting.meeting_id, error = %e, "slides missing; starting without them");
+            return None;
+        }
+    };
+    let public_url = config.public_url.trim_end_matches('/');
+    Some(Document::slides(name, bytes, || {
+        format!(
+            "{public_url}/meeting/slides/{}/{}/{}",
+            meeting.id,
+            slides_key(secret_key, meeting.id, name),
+            url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+        )
+    }))
+}
+
 /// BBB's `create` for a meeting (Pod's parameters, plus the maximum duration actually sent, so
-/// a forgotten meeting ends by itself).
-pub fn create_params(meeting: &Meeting, config: &Config, secret_key: &[u8]) -> CreateParams {
+/// a forgotten meeting ends by itself). `slides` are the meeting's own; without them the site's
+/// `pre_upload_slides` are sent.
+pub fn create_params(
+    meeting: &Meeting,
+    config: &Config,
+    secret_key: &[u8],
+    slides: Option<Document>,
+) -> CreateParams {
     let f = &meeting.fields;
     let public_url = config.public_url.trim_end_matches('/');
     let mut metadata = std::collections::BTreeMap::new();
@@ -45,13 +100,13 @@ pub fn create_params(meeting: &Meeting, config: &Config, secret_key: &[u8]) -> C
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default(),
     );
-    let mut documents = Vec::new();
-    let slides = config.meetings.pre_upload_slides.trim_start_matches('/');
-    if !slides.is_empty() {
+    let mut documents: Vec<Document> = slides.into_iter().collect();
+    let preset = config.meetings.pre_upload_slides.trim_start_matches('/');
+    if documents.is_empty() && !preset.is_empty() {
         // Static slides are served by amphi; BBB fetches them by URL.
         documents.push(Document::Url {
-            url: format!("{public_url}/static/{slides}"),
-            filename: slides.rsplit('/').next().unwrap_or(slides).to_owned(),
+            url: format!("{public_url}/static/{preset}"),
+            filename: preset.rsplit('/').next().unwrap_or(preset).to_owned(),
         });
     }
     CreateParams {
@@ -104,7 +159,8 @@ pub async fn ensure_created(
     if api.is_meeting_running(&meeting.meeting_id).await? {
         return Ok(meeting.clone());
     }
-    let params = create_params(meeting, config, secret_key);
+    let slides = meeting_slides(config, secret_key, meeting).await;
+    let params = create_params(meeting, config, secret_key, slides);
     let (created, existed) = bbb::create_with_recovery(api, &params).await?;
     db.set_meeting_created(
         meeting.id,

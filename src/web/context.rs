@@ -289,11 +289,20 @@ async fn check_csrf(
             Err(AppError::Csrf)
         };
     }
-    let is_form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or("");
+    if let Some(boundary) = multipart_boundary(content_type) {
+        let bytes = to_bytes(body, UPLOAD_LIMIT_BYTES)
+            .await
+            .map_err(|_| AppError::BadRequest(Msg::new("error.form_too_large")))?;
+        return match first_field(&bytes, &boundary, CSRF_FIELD) {
+            Some(given) if csrf_valid(state, cookie, &given) => Ok(Body::from(bytes)),
+            _ => Err(AppError::Csrf),
+        };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(AppError::Csrf);
     }
     let bytes = to_bytes(body, FORM_LIMIT_BYTES)
@@ -348,4 +357,75 @@ fn render_error(
         }
     };
     Response::from_parts(parts, body)
+}
+
+/// Largest multipart body (slides uploads; the handler checks the file's own limit).
+pub const UPLOAD_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+
+/// The boundary of a `multipart/form-data` content type.
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (kind, params) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (name, value) = p.trim().split_once('=')?;
+        name.eq_ignore_ascii_case("boundary")
+            .then(|| value.trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty() && b.len() <= 200)
+    })
+}
+
+/// The value of the first part of a multipart body when it is the field `name` (forms put the
+/// CSRF token first, so the file after it is never scanned).
+pub fn first_field(body: &[u8], boundary: &str, name: &str) -> Option<String> {
+    let delimiter = format!("--{boundary}\r\n");
+    let rest = body.strip_prefix(delimiter.as_bytes())?;
+    let headers_end = find(rest, b"\r\n\r\n")?;
+    let headers = std::str::from_utf8(&rest[..headers_end]).ok()?;
+    let wanted = format!("name=\"{name}\"");
+    let disposition = headers
+        .split("\r\n")
+        .find(|h| h.to_ascii_lowercase().starts_with("content-disposition:"))?;
+    if !disposition.contains(&wanted) || disposition.contains("filename=") {
+        return None;
+    }
+    let value = &rest[headers_end + 4..];
+    let end = find(value, format!("\r\n--{boundary}").as_bytes())?;
+    let text = std::str::from_utf8(&value[..end]).ok()?;
+    (text.len() <= 256).then(|| text.to_owned())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod multipart_tests {
+    use super::{first_field, multipart_boundary};
+
+    #[test]
+    fn the_token_is_read_from_the_first_part_only() {
+        assert_eq!(
+            multipart_boundary("multipart/form-data; boundary=XyZ"),
+            Some("XyZ".into())
+        );
+        assert_eq!(
+            multipart_boundary("multipart/form-data; boundary=\"a b\""),
+            Some("a b".into())
+        );
+        assert_eq!(
+            multipart_boundary("application/x-www-form-urlencoded"),
+            None
+        );
+        let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc123\r\n--XyZ\r\nContent-Disposition: form-data; name=\"slides\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--XyZ--\r\n";
+        assert_eq!(
+            first_field(body, "XyZ", "csrf_token"),
+            Some("abc123".into())
+        );
+        let later = b"--XyZ\r\nContent-Disposition: form-data; name=\"slides\"; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc\r\n--XyZ--\r\n";
+        assert_eq!(first_field(later, "XyZ", "csrf_token"), None);
+        assert_eq!(first_field(b"garbage", "XyZ", "csrf_token"), None);
+        assert_eq!(first_field(b"--XyZ\r\n", "XyZ", "csrf_token"), None);
+    }
 }

@@ -17,6 +17,7 @@ mod meetings;
 pub mod metrics;
 mod openapi;
 mod pages;
+mod slides;
 pub mod templates;
 
 pub use context::RequestContext;
@@ -151,6 +152,14 @@ pub fn router(state: AppState) -> Router {
             "/meeting/delete/{link}",
             get(meetings::delete_form).post(meetings::delete),
         )
+        .route(
+            "/meeting/slides/{link}",
+            get(slides::form)
+                .post(slides::upload)
+                .layer(DefaultBodyLimit::max(context::UPLOAD_LIMIT_BYTES)),
+        )
+        .route("/meeting/slides/{link}/remove", post(slides::remove))
+        .route("/meeting/slides/{id}/{key}/{name}", get(slides::file))
         .route("/meeting/status/{link}", get(meetings::status))
         .route("/meeting/get_meeting_info/{link}", get(meetings::info))
         .route("/meeting/end/{link}", post(meetings::end))

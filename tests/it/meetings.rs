@@ -603,3 +603,141 @@ async fn the_journal_follows_bbb_through_webhooks_callbacks_and_sampling() {
     assert!(everyone_left.iter().all(|p| p.left_at.is_some()));
     server.abort();
 }
+
+/// A multipart body: the CSRF token first, then one file.
+fn multipart(token: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "amphi-test-boundary-7d1f";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"slides\"; filename=\"{file_name}\"\r\nContent-Type: application/pdf\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(
+    app: &mut TestApp,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> crate::support::Page {
+    let request = axum::http::Request::post(path)
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn slides_travel_inline_when_small_and_by_url_when_large() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+    assert_eq!(
+        add_meeting(&mut ann, PHYSICS).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let ann_id = ann
+        .state
+        .db
+        .user_by_username("ann")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let physics = ann
+        .state
+        .db
+        .meetings_of(ann_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| !m.is_personal)
+        .unwrap();
+    let path = format!("/meeting/slides/{}", physics.meeting_id);
+    let page = ann.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let token = page.csrf_token();
+
+    // Refused: no CSRF token, a format BBB cannot show, more than 30 MB.
+    let (content_type, body) = multipart("forged", "cours.pdf", b"%PDF-1.4");
+    assert_eq!(
+        upload(&mut ann, &path, &content_type, body).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let (content_type, body) = multipart(&token, "virus.exe", b"MZ");
+    let refused = upload(&mut ann, &path, &content_type, body).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (content_type, body) = multipart(&token, "huge.pdf", &vec![b'%'; 30 * 1024 * 1024 + 1]);
+    assert_eq!(
+        upload(&mut ann, &path, &content_type, body).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // Over 1 MB: BBB downloads it from amphi's URL.
+    let big = vec![b'%'; 1_500_000];
+    let (content_type, body) = multipart(&token, "Cours n°1.pdf", &big);
+    let stored = upload(&mut ann, &path, &content_type, body).await;
+    assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+    let meeting = ann.state.db.meeting(physics.id).await.unwrap().unwrap();
+    assert_eq!(meeting.slides.as_deref(), Some("cours-n1.pdf"));
+    let params = amphi::meetings::start::create_params(
+        &meeting,
+        &ann.state.config,
+        ann.state.secret_key.expose(),
+        amphi::meetings::start::meeting_slides(
+            &ann.state.config,
+            ann.state.secret_key.expose(),
+            &meeting,
+        )
+        .await,
+    );
+    let amphi::bbb::Document::Url { url, .. } = &params.documents[0] else {
+        panic!("a large file goes by URL: {:?}", params.documents.len());
+    };
+    let local = url.trim_start_matches("https://amphi.univ.example");
+    let fetched = ann.another_browser().get(local).await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(fetched.body.len(), big.len());
+    let forged = local.replace(&local[local.len() - 40..local.len() - 20], &"0".repeat(20));
+    assert_eq!(
+        ann.another_browser().get(&forged).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Small: inline in the create body, which the simulator reads.
+    let (content_type, body) = multipart(&token, "plan.pdf", b"%PDF-1.4 small");
+    assert_eq!(
+        upload(&mut ann, &path, &content_type, body).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let start = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let sim_meeting = world
+        .sim
+        .state
+        .meetings()
+        .into_iter()
+        .find(|m| m.meeting_id == physics.meeting_id)
+        .unwrap();
+    assert_eq!(sim_meeting.documents, ["plan.pdf"]);
+    assert!(
+        !ann.state
+            .config
+            .data_dir
+            .join("slides")
+            .join(physics.id.to_string())
+            .join("cours-n1.pdf")
+            .exists(),
+        "the old file is gone"
+    );
+}

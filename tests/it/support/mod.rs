@@ -126,8 +126,14 @@ impl Page {
 }
 
 impl TestApp {
-    pub async fn new(config: Config) -> TestApp {
+    pub async fn new(mut config: Config) -> TestApp {
         let test_db = TestDb::sqlite().await;
+        // Files the app writes (slides) go to the test's own folder, never /var/lib/amphi.
+        if config.data_dir == Config::default().data_dir
+            && let Some(dir) = &test_db._dir
+        {
+            config.data_dir = dir.path().to_owned();
+        }
         let mut app = TestApp::with_db(config, test_db.db.clone()).await;
         app.test_db = Some(test_db);
         app
