@@ -327,10 +327,43 @@ pub async fn info(
     State(state): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
     Path(link): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let Json(answer) = info_json(&state, &ctx, &link).await?;
+    if !wants_html {
+        return Ok(Json(answer).into_response());
+    }
     let meeting = meeting_from_link(&state, &link).await?;
-    allowed(&state, &ctx, Some(&meeting), Action::Info).await?;
-    let api = bbb_api(&state)?;
+    let can_end = allowed(&state, &ctx, Some(&meeting), Action::End)
+        .await
+        .is_ok();
+    Ok(html(
+        &state,
+        &ctx,
+        "meetings/info.html",
+        context! {
+            meeting => context! { link => &meeting.meeting_id, name => &meeting.fields.name },
+            info => &answer["info"],
+            msg => &answer["msg"],
+            can_end => can_end,
+        },
+    )?
+    .into_response())
+}
+
+/// The `getMeetingInfo` fields the site shows, as Pod's JSON.
+async fn info_json(
+    state: &AppState,
+    ctx: &RequestContext,
+    link: &str,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let meeting = meeting_from_link(state, link).await?;
+    allowed(state, ctx, Some(&meeting), Action::Info).await?;
+    let api = bbb_api(state)?;
     let info = match api.get_meeting_info(&meeting.meeting_id).await {
         Ok(info) => info,
         Err(e) if matches!(e.key(), Some(MessageKey::NotFound)) => {

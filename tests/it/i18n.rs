@@ -105,6 +105,18 @@ fn every_meeting_form_key_is_translated() {
             .map(|s| format!("meetings.form.{s}")),
         );
         keys.extend(["MODERATOR", "VIEWER"].map(|r| format!("admin.role.{r}")));
+        keys.extend(
+            [
+                "meetingName",
+                "hasUserJoined",
+                "recording",
+                "participantCount",
+                "listenerCount",
+                "moderatorCount",
+                "attendees",
+            ]
+            .map(|f| format!("info.field.{f}")),
+        );
         for key in keys {
             assert!(known.contains(&key.as_str()), "{lang:?} lacks {key}");
         }

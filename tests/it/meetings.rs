@@ -293,6 +293,18 @@ async fn owners_start_viewers_join_and_the_journal_remembers() {
         .get(&format!("/meeting/get_meeting_info/{}", physics.meeting_id))
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let page = ann
+        .get_with(
+            &format!("/meeting/get_meeting_info/{}", physics.meeting_id),
+            &[("accept", "text/html"), ("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Participants present") && page.body.contains("Zoé"),
+        "{}",
+        page.body
+    );
 
     // The owner ends it.
     let list = ann.get("/meeting/").await;
@@ -740,4 +752,84 @@ async fn slides_travel_inline_when_small_and_by_url_when_large() {
             .exists(),
         "the old file is gone"
     );
+}
+
+#[tokio::test]
+async fn wrong_meeting_passwords_are_throttled_per_address() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+    assert_eq!(
+        add_meeting(&mut ann, PHYSICS).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let ann_id = ann
+        .state
+        .db
+        .user_by_username("ann")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let physics = ann
+        .state
+        .db
+        .meetings_of(ann_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| !m.is_personal)
+        .unwrap();
+    let started = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
+    enter_bbb(started.location().unwrap()).await;
+
+    let limit = ann.state.config.auth.login_max_failures_per_ip;
+    let mut guesser = world.app.another_browser();
+    let path = format!("/meeting/{}/", physics.meeting_id);
+    let token = guesser.get(&path).await.csrf_token();
+    for attempt in 0..limit {
+        let page = guesser
+            .post_form(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("name", "Eve"),
+                    ("password", &format!("guess{attempt}")),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    // Even the right password now waits: the address is throttled.
+    let blocked = guesser
+        .post_form(
+            &path,
+            &[
+                ("csrf_token", &token),
+                ("name", "Eve"),
+                ("password", "quanta42"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        blocked.body
+    );
+    assert!(blocked.headers.contains_key("retry-after"));
+    // Another address is not affected.
+    let mut other = world.app.another_browser();
+    other.peer = "192.0.2.7:40000".parse().unwrap();
+    let token = other.get(&path).await.csrf_token();
+    let fine = other
+        .post_form(
+            &path,
+            &[
+                ("csrf_token", &token),
+                ("name", "Zoé"),
+                ("password", "quanta42"),
+            ],
+        )
+        .await;
+    assert_eq!(fine.status, StatusCode::SEE_OTHER);
 }
