@@ -160,6 +160,37 @@ macro_rules! bind_fields {
     }};
 }
 
+/// Makes a meeting's co-owners and groups exactly those of `fields`, inside transaction `tx`
+/// (whatever the engine).
+macro_rules! write_links {
+    ($tx:ident, $id:expr, $fields:expr) => {
+        for table in ["meeting_owners", "meeting_groups"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE meeting_id = $1"
+            )))
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        let links = [
+            ("meeting_owners", "user_id", &$fields.additional_owners),
+            ("meeting_groups", "group_id", &$fields.groups),
+        ];
+        for (table, column, ids) in links {
+            let sql = format!(
+                "INSERT INTO {table} (meeting_id, {column}) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            );
+            for other in ids {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind($id)
+                    .bind(*other)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct MeetingRow {
     id: i64,
@@ -377,20 +408,7 @@ impl Db {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            for owner in &fields.additional_owners {
-                sqlx::query("INSERT INTO meeting_owners (meeting_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for group in &fields.groups {
-                sqlx::query("INSERT INTO meeting_groups (meeting_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            write_links!(tx, id, fields);
             tx.commit().await?;
             Ok::<i64, sqlx::Error>(id)
         })?;
@@ -421,28 +439,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("DELETE FROM meeting_owners WHERE meeting_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM meeting_groups WHERE meeting_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for owner in &fields.additional_owners {
-                sqlx::query("INSERT INTO meeting_owners (meeting_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for group in &fields.groups {
-                sqlx::query("INSERT INTO meeting_groups (meeting_id, group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            write_links!(tx, id, fields);
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(done)
         })?;

@@ -3,13 +3,15 @@
 //! checks as the pages: fields are named as in the form and checked by the same code.
 
 use super::meeting_form::{audience, checked_fields};
-use super::meetings::{actor, bbb_api, bbb_failure, facts, now, settings};
+use super::meetings::{
+    actor, bbb_api, bbb_failure, end_meeting, facts, join_url, moderator_url, now, settings,
+};
 use super::{AppError, AppState, Msg, RequestContext};
 use crate::bbb::Role;
 use crate::db::Meeting;
 use crate::meetings::form::{Errors, Input};
 use crate::meetings::policy::{self, Action, Actor, Decision};
-use crate::meetings::{self as m, start};
+use crate::meetings::{self as m};
 use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -294,7 +296,6 @@ pub async fn join(
             .map_err(|_| AppError::BadRequest(Msg::new("error.bad_form")))?
     };
     let api = bbb_api(&state)?;
-    let me = Some((user.id, user.username.as_str()));
     if policy::decide(
         &actor,
         Some(&facts(&meeting)),
@@ -302,29 +303,7 @@ pub async fn join(
         settings(&state),
     ) == Decision::Allow
     {
-        let started = start::ensure_created(
-            &state.db,
-            api,
-            &state.config,
-            state.secret_key.expose(),
-            &meeting,
-            Some(user.id),
-            now(&state),
-        )
-        .await
-        .map_err(|e| bbb_failure(&e))?;
-        state.meeting_status.invalidate().await;
-        let url = start::join(
-            &state.db,
-            api,
-            &started,
-            user.shown_name(),
-            me,
-            Role::Moderator,
-            now(&state),
-        )
-        .await
-        .map_err(|e| bbb_failure(&e))?;
+        let url = moderator_url(&state, user, &meeting).await?;
         return Ok(Json(json!({ "url": url.expose(), "role": "MODERATOR" })).into_response());
     }
     decide(&state, &actor, Some(&meeting), Action::JoinAsViewer)?;
@@ -367,17 +346,14 @@ pub async fn join(
         )
             .into_response());
     }
-    let url = start::join(
-        &state.db,
-        api,
+    let url = join_url(
+        &state,
         &meeting,
         user.shown_name(),
-        me,
+        Some(user),
         Role::Viewer,
-        now(&state),
     )
-    .await
-    .map_err(|e| bbb_failure(&e))?;
+    .await?;
     Ok(Json(json!({ "url": url.expose(), "role": "VIEWER" })).into_response())
 }
 
@@ -390,17 +366,7 @@ pub async fn end(
     let actor = caller(&state, &ctx).await?;
     let meeting = by_id(&state, id).await?;
     decide(&state, &actor, Some(&meeting), Action::End)?;
-    match bbb_api(&state)?.end(&meeting.meeting_id).await {
-        Ok(()) => {}
-        Err(e) if matches!(e.key(), Some(crate::bbb::MessageKey::NotFound)) => {}
-        Err(e) => return Err(bbb_failure(&e.into())),
-    }
-    state
-        .db
-        .set_meeting_running(&meeting.meeting_id, false)
-        .await?;
-    state.db.close_sessions(meeting.id, now(&state)).await?;
-    state.meeting_status.invalidate().await;
+    end_meeting(&state, &meeting).await?;
     Ok(Json(json!({ "ended": true })).into_response())
 }
 

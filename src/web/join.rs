@@ -4,14 +4,15 @@
 
 use super::extract::Form;
 use super::meetings::{
-    actor, bbb_api, bbb_failure, facts, meeting_from_link, now, require, settings,
+    actor, bbb_api, bbb_failure, facts, join_url, meeting_from_link, moderator_url, now, require,
+    settings,
 };
 use super::pages::html;
 use super::{AppError, AppState, Msg, RequestContext};
 use crate::bbb::Role;
 use crate::db::Meeting;
 use crate::meetings::policy::{self, Action, Decision};
-use crate::meetings::{self as m, start};
+use crate::meetings::{self as m};
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -109,29 +110,7 @@ async fn join_get(
     ) == Decision::Allow
         && let Some(user) = &ctx.user
     {
-        let started = start::ensure_created(
-            &state.db,
-            api,
-            &state.config,
-            state.secret_key.expose(),
-            &meeting,
-            Some(user.id),
-            now(&state),
-        )
-        .await
-        .map_err(|e| bbb_failure(&e))?;
-        state.meeting_status.invalidate().await;
-        let url = start::join(
-            &state.db,
-            api,
-            &started,
-            user.shown_name(),
-            Some((user.id, &user.username)),
-            Role::Moderator,
-            now(&state),
-        )
-        .await
-        .map_err(|e| bbb_failure(&e))?;
+        let url = moderator_url(&state, user, &meeting).await?;
         return Ok(Redirect::to(url.expose()).into_response());
     }
     let running = api
@@ -149,17 +128,14 @@ async fn join_get(
     if direct.is_some()
         && let Some(user) = &ctx.user
     {
-        let url = start::join(
-            &state.db,
-            api,
+        let url = join_url(
+            &state,
             &meeting,
             user.shown_name(),
-            Some((user.id, &user.username)),
+            Some(user),
             Role::Viewer,
-            now(&state),
         )
-        .await
-        .map_err(|e| bbb_failure(&e))?;
+        .await?;
         return Ok(Redirect::to(url.expose()).into_response());
     }
     join_page(&state, &ctx, &meeting, direct, true, None, StatusCode::OK)
@@ -251,18 +227,7 @@ async fn join_post(
             );
         }
     }
-    let user = ctx.user.as_ref().map(|u| (u.id, u.username.as_str()));
-    let url = start::join(
-        &state.db,
-        api,
-        &meeting,
-        &name,
-        user,
-        Role::Viewer,
-        now(&state),
-    )
-    .await
-    .map_err(|e| bbb_failure(&e))?;
+    let url = join_url(&state, &meeting, &name, ctx.user.as_ref(), Role::Viewer).await?;
     Ok(Redirect::to(url.expose()).into_response())
 }
 

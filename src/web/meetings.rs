@@ -418,8 +418,64 @@ pub async fn end(
 ) -> Result<Response, AppError> {
     let meeting = meeting_from_link(&state, &link).await?;
     allowed(&state, &ctx, Some(&meeting), Action::End).await?;
-    let api = bbb_api(&state)?;
-    match api.end(&meeting.meeting_id).await {
+    end_meeting(&state, &meeting).await?;
+    Ok(Redirect::to("/meeting/").into_response())
+}
+
+/// Starts the meeting if needed and returns an owner's moderator join URL.
+pub(super) async fn moderator_url(
+    state: &AppState,
+    user: &crate::db::User,
+    meeting: &Meeting,
+) -> Result<crate::redact::Redacted<String>, AppError> {
+    let api = bbb_api(state)?;
+    let started = start::ensure_created(
+        &state.db,
+        api,
+        &state.config,
+        state.secret_key.expose(),
+        meeting,
+        Some(user.id),
+        now(state),
+    )
+    .await
+    .map_err(|e| bbb_failure(&e))?;
+    state.meeting_status.invalidate().await;
+    join_url(
+        state,
+        &started,
+        user.shown_name(),
+        Some(user),
+        crate::bbb::Role::Moderator,
+    )
+    .await
+}
+
+/// A join URL for one person (recorded in the journal).
+pub(super) async fn join_url(
+    state: &AppState,
+    meeting: &Meeting,
+    full_name: &str,
+    user: Option<&crate::db::User>,
+    role: crate::bbb::Role,
+) -> Result<crate::redact::Redacted<String>, AppError> {
+    let api = bbb_api(state)?;
+    start::join(
+        &state.db,
+        api,
+        meeting,
+        full_name,
+        user.map(|u| (u.id, u.username.as_str())),
+        role,
+        now(state),
+    )
+    .await
+    .map_err(|e| bbb_failure(&e))
+}
+
+/// Ends a meeting on BBB (already ended is fine) and closes its journal session.
+pub(super) async fn end_meeting(state: &AppState, meeting: &Meeting) -> Result<(), AppError> {
+    match bbb_api(state)?.end(&meeting.meeting_id).await {
         Ok(()) => {}
         Err(e) if matches!(e.key(), Some(MessageKey::NotFound)) => {}
         Err(e) => return Err(bbb_failure(&e.into())),
@@ -428,8 +484,8 @@ pub async fn end(
         .db
         .set_meeting_running(&meeting.meeting_id, false)
         .await?;
-    state.db.close_sessions(meeting.id, now(&state)).await?;
+    state.db.close_sessions(meeting.id, now(state)).await?;
     state.meeting_status.invalidate().await;
-    tracing::info!(meeting_id = %meeting.meeting_id, "meeting ended by its owner");
-    Ok(Redirect::to("/meeting/").into_response())
+    tracing::info!(meeting_id = %meeting.meeting_id, "meeting ended");
+    Ok(())
 }

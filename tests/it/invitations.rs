@@ -96,23 +96,7 @@ async fn invitations_arrive_with_a_calendar_file() {
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let ann_id = ann
-        .state
-        .db
-        .user_by_username("ann")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    let meeting = ann
-        .state
-        .db
-        .meetings_of(ann_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| !m.is_personal)
-        .unwrap();
+    let meeting = ann.first_meeting_of("ann").await;
     let path = format!("/meeting/invite/{}", meeting.meeting_id);
 
     // Bad addresses: named, nothing sent.

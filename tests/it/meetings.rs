@@ -347,23 +347,7 @@ async fn restricted_meetings_refuse_anonymous_visitors_and_strangers_cannot_mana
         add_meeting(&mut ann, &restricted).await.status,
         StatusCode::SEE_OTHER
     );
-    let ann_id = ann
-        .state
-        .db
-        .user_by_username("ann")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    let seminar = ann
-        .state
-        .db
-        .meetings_of(ann_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| !m.is_personal)
-        .unwrap();
+    let seminar = ann.first_meeting_of("ann").await;
     let started = ann.get(&format!("/meeting/{}/", seminar.meeting_id)).await;
     enter_bbb(started.location().unwrap()).await;
 
@@ -537,14 +521,7 @@ async fn the_journal_follows_bbb_through_webhooks_callbacks_and_sampling() {
         StatusCode::SEE_OTHER
     );
     let db = ann.state.db.clone();
-    let ann_id = db.user_by_username("ann").await.unwrap().unwrap().id;
-    let physics = db
-        .meetings_of(ann_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| !m.is_personal)
-        .unwrap();
+    let physics = ann.first_meeting_of("ann").await;
     let start = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
     enter_bbb(start.location().unwrap()).await;
     // Someone joins BBB without amphi: the webhook puts them in the journal too.
@@ -658,23 +635,7 @@ async fn slides_travel_inline_when_small_and_by_url_when_large() {
         add_meeting(&mut ann, PHYSICS).await.status,
         StatusCode::SEE_OTHER
     );
-    let ann_id = ann
-        .state
-        .db
-        .user_by_username("ann")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    let physics = ann
-        .state
-        .db
-        .meetings_of(ann_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| !m.is_personal)
-        .unwrap();
+    let physics = ann.first_meeting_of("ann").await;
     let path = format!("/meeting/slides/{}", physics.meeting_id);
     let page = ann.get(&path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -762,23 +723,7 @@ async fn wrong_meeting_passwords_are_throttled_per_address() {
         add_meeting(&mut ann, PHYSICS).await.status,
         StatusCode::SEE_OTHER
     );
-    let ann_id = ann
-        .state
-        .db
-        .user_by_username("ann")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
-    let physics = ann
-        .state
-        .db
-        .meetings_of(ann_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| !m.is_personal)
-        .unwrap();
+    let physics = ann.first_meeting_of("ann").await;
     let started = ann.get(&format!("/meeting/{}/", physics.meeting_id)).await;
     enter_bbb(started.location().unwrap()).await;
 

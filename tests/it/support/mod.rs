@@ -263,6 +263,25 @@ impl TestApp {
         .await
     }
 
+    /// The first meeting of `username` that is not their personal room.
+    pub async fn first_meeting_of(&self, username: &str) -> amphi::db::Meeting {
+        let user = self
+            .state
+            .db
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .expect("the user exists");
+        self.state
+            .db
+            .meetings_of(user.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| !m.is_personal)
+            .expect("a meeting besides the personal room")
+    }
+
     /// Creates a local user with a password.
     pub async fn add_user(&self, username: &str, password: &str) -> amphi::db::User {
         self.state
