@@ -308,6 +308,13 @@ impl MeetingRow {
     }
 }
 
+/// The columns of [`SessionRow`], as a literal for `concat!`.
+macro_rules! session_columns {
+    () => {
+        "id, meeting_id, creator_id, internal_meeting_id, created_at, ended_at, peak_participants"
+    };
+}
+
 #[derive(sqlx::FromRow)]
 struct SessionRow {
     id: i64,
@@ -664,9 +671,12 @@ impl Db {
     pub async fn current_session(&self, meeting_id: i64) -> Result<Option<MeetingSession>> {
         let row: Option<SessionRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, meeting_id, creator_id, internal_meeting_id, created_at, ended_at, \
-                 peak_participants FROM meeting_sessions WHERE meeting_id = $1 \
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM meeting_sessions WHERE meeting_id = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                ),
             )
             .bind(meeting_id)
             .fetch_optional(pool)
@@ -679,9 +689,12 @@ impl Db {
     pub async fn sessions_of(&self, meeting_id: i64) -> Result<Vec<MeetingSession>> {
         let rows: Vec<SessionRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, meeting_id, creator_id, internal_meeting_id, created_at, ended_at, \
-                 peak_participants FROM meeting_sessions WHERE meeting_id = $1 \
-                 ORDER BY created_at DESC, id DESC",
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM meeting_sessions WHERE meeting_id = $1 \
+                     ORDER BY created_at DESC, id DESC"
+                ),
             )
             .bind(meeting_id)
             .fetch_all(pool)
@@ -915,10 +928,13 @@ impl Db {
     ) -> Result<Vec<MeetingSession>> {
         let rows: Vec<SessionRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, meeting_id, creator_id, internal_meeting_id, created_at, ended_at, \
-                 peak_participants FROM meeting_sessions WHERE ($1 IS NULL OR meeting_id = $1) \
-                 AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
-                 ORDER BY created_at DESC, id DESC LIMIT 100000",
+                concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM meeting_sessions WHERE ($1 IS NULL OR meeting_id = $1) \
+                     AND ($2 IS NULL OR created_at >= $2) AND ($3 IS NULL OR created_at < $3) \
+                     ORDER BY created_at DESC, id DESC LIMIT 100000"
+                ),
             )
             .bind(meeting_id)
             .bind(from.map(|t| t.timestamp_millis()))

@@ -17,6 +17,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_at("https://amphi.univ.example").await
+}
+
+/// amphi (in process) and the simulator, amphi believing it is reached at `public_url`.
+async fn world_at(public_url: &str) -> World {
     amphi::install_crypto_provider();
     let sim = sim::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -28,7 +33,7 @@ async fn world() -> World {
     .await
     .unwrap();
     let mut config = Config {
-        public_url: "https://amphi.univ.example".to_owned(),
+        public_url: public_url.to_owned(),
         ..Config::default()
     };
     config.bbb.api_url = sim.api_url();
@@ -484,37 +489,20 @@ where
 async fn the_journal_follows_bbb_through_webhooks_callbacks_and_sampling() {
     use amphi::bbb::callbacks::webhook_url;
     use amphi::bbb::webhooks::ensure_registered;
-    amphi::install_crypto_provider();
-    let sim = sim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        SimOptions {
-            secret: Redacted::new(SECRET.to_owned()),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = Config {
-        public_url: public_url.clone(),
-        ..Config::default()
-    };
-    config.bbb.api_url = sim.api_url();
-    config.bbb.secret = Redacted::new(SECRET.to_owned());
-    let app = TestApp::new(config).await;
-    let state = app.state.clone();
+    let world = world_at(&public_url).await;
+    let state = world.app.state.clone();
     let server = tokio::spawn(async move {
         amphi::server::serve(listener, state, std::future::pending())
             .await
             .unwrap();
     });
-    let api = app.state.bbb.clone().unwrap();
+    let api = world.app.state.bbb.clone().unwrap();
     ensure_registered(api.as_ref(), &webhook_url(&public_url))
         .await
         .unwrap();
 
-    let world = World { app, sim };
     let mut ann = browser(&world, "ann").await;
     assert_eq!(
         add_meeting(&mut ann, PHYSICS).await.status,
