@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod bbb;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -81,6 +81,12 @@ pub fn checksums_match(expected: &str, given: &str) -> bool {
         == 0
 }
 
+/// Compares two secrets (passwords) exactly, in time independent of where they differ.
+pub fn secrets_match(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Verifies an API call's checksum as bbb-web does (used by the simulator and the webhook
 /// receiver): algorithm from the checksum length, restricted to `allowed`.
 pub fn verify_call(

@@ -206,6 +206,17 @@ impl Input {
     }
 }
 
+/// Years a meeting date may fall in.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+/// A form date (`YYYY-MM-DD`) within [`YEARS`].
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| YEARS.contains(&d.year()) && text.len() == 10)
+}
+
 /// Start times offered: every half hour (Pod's choices).
 pub fn start_times() -> Vec<String> {
     (0..48)
@@ -282,8 +293,8 @@ pub fn check(
             super::utc_to_local(tz, kept.start_at).date(),
         ),
         None => {
-            let date = NaiveDate::parse_from_str(input.get("start"), "%Y-%m-%d");
-            if date.is_err() {
+            let date = parse_date(input.get("start"));
+            if date.is_none() {
                 errors.insert("start", FieldError::new("meetings.error.date"));
             }
             let time = NaiveTime::parse_from_str(input.get("start_time"), "%H:%M")
@@ -358,9 +369,9 @@ pub fn check(
     };
     let until = match input.get("recurring_until") {
         "" => None,
-        text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            Ok(date) => Some(date),
-            Err(_) => {
+        text => match parse_date(text) {
+            Some(date) => Some(date),
+            None => {
                 errors.insert("recurring_until", FieldError::new("meetings.error.date"));
                 None
             }
@@ -566,6 +577,24 @@ mod tests {
         assert_eq!(s.max_participants, 150);
         assert_eq!(s.repetition, None);
         assert!(!s.is_restricted && !s.record);
+    }
+
+    #[test]
+    fn dates_outside_the_calendar_are_refused() {
+        for bad in [
+            "+262143-12-31",
+            "1899-01-01",
+            "2101-01-01",
+            "2026-1-5",
+            "2026-02-30",
+        ] {
+            assert!(parse_date(bad).is_none(), "{bad}");
+        }
+        assert!(parse_date("2026-12-07").is_some());
+        let mut far = base();
+        far.retain(|(k, _)| *k != "start");
+        far.extend([("start", "9999-12-31"), ("start_time", "23:30")]);
+        assert_eq!(run(&far).unwrap_err()["start"].key, "meetings.error.date");
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Actor {
     pub perms: BTreeSet<String>,
     /// Access groups (ids) the user belongs to.
     pub groups: BTreeSet<i64>,
+    /// May make webinars: a superuser, a member of an access group named in
+    /// `webinar.affiliations`, or of the `webinar.admin_group` permission group (Pod's
+    /// `can_manage_webinar`).
+    pub webinar_capable: bool,
 }
 
 impl Actor {

@@ -384,6 +384,14 @@ pub fn resolve(start: NaiveDate, rule: Rule, end: End) -> Result<Option<Series>,
     Ok((count > 1).then_some(Series { rule, until, count }))
 }
 
+/// Whether an occurrence starting at `start` is still under way or to come at `now` (an end
+/// beyond the calendar's range counts as far in the future).
+fn ends_after(start: NaiveDateTime, duration: Duration, now: NaiveDateTime) -> bool {
+    start
+        .checked_add_signed(duration)
+        .is_none_or(|end| end > now)
+}
+
 /// The first occurrence (a start date-time) still under way or to come at `now`: the one whose
 /// end (`start + duration`) is after `now`. `None` when the series is over. Exact, unlike Pod's
 /// "next occurrence from today", which restarts the rule from today's date.
@@ -395,13 +403,13 @@ pub fn current_or_next(
 ) -> Option<NaiveDateTime> {
     let time: NaiveTime = start.time();
     match series {
-        None => (start + duration > now).then_some(start),
+        None => ends_after(start, duration, now).then_some(start),
         Some(series) => series
             .rule
             .dates(start.date())
             .take_while(|d| *d <= series.until)
             .map(|d| d.and_time(time))
-            .find(|s| *s + duration > now),
+            .find(|s| ends_after(*s, duration, now)),
     }
 }
 

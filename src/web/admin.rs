@@ -31,7 +31,7 @@ fn staff_only(ctx: &RequestContext) -> Result<(), AppError> {
 
 /// A local date (site time zone) as the instant it starts.
 fn day_start(state: &AppState, date: Option<&str>) -> Option<DateTime<Utc>> {
-    let date: NaiveDate = date.filter(|d| !d.is_empty())?.parse().ok()?;
+    let date: NaiveDate = crate::meetings::form::parse_date(date.filter(|d| !d.is_empty())?)?;
     Some(m::local_to_utc(
         state.config.site.tz(),
         date.and_hms_opt(0, 0, 0)?,
@@ -90,7 +90,8 @@ pub async fn meetings(
             text: query.q.trim().to_owned(),
             running: yes_no(&query.running),
             from: day_start(&state, query.from.as_deref()),
-            to: day_start(&state, query.to.as_deref()).map(|t| t + chrono::Duration::days(1)),
+            to: day_start(&state, query.to.as_deref())
+                .and_then(|t| t.checked_add_signed(chrono::Duration::days(1))),
             offset: 0,
             limit: 10_000,
         })
@@ -218,7 +219,7 @@ pub struct ExportQuery {
 /// A CSV field, quoted when needed; a leading `=`, `+`, `-` or `@` is neutralised so that a
 /// participant's name cannot run as a spreadsheet formula.
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -242,7 +243,8 @@ pub async fn export(
         .sessions_between(
             query.meeting,
             day_start(&state, query.from.as_deref()),
-            day_start(&state, query.to.as_deref()).map(|t| t + chrono::Duration::days(1)),
+            day_start(&state, query.to.as_deref())
+                .and_then(|t| t.checked_add_signed(chrono::Duration::days(1))),
         )
         .await?;
     let mut csv = String::from(

@@ -4,7 +4,8 @@
 
 use super::meeting_form::{audience, checked_fields};
 use super::meetings::{
-    actor, bbb_api, bbb_failure, end_meeting, facts, join_url, moderator_url, now, settings,
+    actor, bbb_api, bbb_failure, delete_meeting, end_meeting, facts, join_url, moderator_url, now,
+    settings,
 };
 use super::{AppError, AppState, Msg, RequestContext};
 use crate::bbb::Role;
@@ -65,13 +66,29 @@ async fn to_json(state: &AppState, meeting: &Meeting, actor: &Actor) -> Result<V
     let manages = policy::decide(actor, Some(&facts(meeting)), Action::Edit, settings(state))
         == Decision::Allow;
     let public = state.config.public_url.trim_end_matches('/');
+    if !manages {
+        // Those who may only join see what an invitation says, not the dial-in number, the
+        // co-owners or the settings.
+        return Ok(json!({
+            "id": meeting.id,
+            "meeting_id": meeting.meeting_id,
+            "name": f.name,
+            "is_restricted": f.is_restricted,
+            "start_at": f.start_at.to_rfc3339(),
+            "expected_duration_minutes": f.expected_duration_minutes,
+            "is_personal": meeting.is_personal,
+            "is_webinar": f.is_webinar,
+            "is_running": meeting.is_running,
+            "join_url": format!("{public}/meeting/{}/", meeting.meeting_id),
+        }));
+    }
     Ok(json!({
         "id": meeting.id,
         "meeting_id": meeting.meeting_id,
         "name": f.name,
         "owner": owner,
         "additional_owners": co_owners,
-        "attendee_password": if manages { Some(&f.attendee_password) } else { None },
+        "attendee_password": f.attendee_password,
         "is_restricted": f.is_restricted,
         "restrict_access_to_groups": groups,
         "start_at": f.start_at.to_rfc3339(),
@@ -245,7 +262,7 @@ pub async fn delete(
     let actor = caller(&state, &ctx).await?;
     let meeting = by_id(&state, id).await?;
     decide(&state, &actor, Some(&meeting), Action::Delete)?;
-    state.db.delete_meeting(meeting.id).await?;
+    delete_meeting(&state, &meeting).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -315,10 +332,8 @@ pub async fn join(
             k,
         )
     });
-    let password_ok = request.password.as_deref().is_some_and(|p| {
-        crate::bbb::checksum::checksums_match(p, &meeting.fields.attendee_password)
-    });
-    if !key_ok && !password_ok {
+    if !key_ok {
+        // Throttled first: a throttled address learns nothing about its guess.
         let ip = ctx.client_ip.to_string();
         if state.accounts.address_throttle(&ip).await?.is_some() {
             return Ok((
@@ -327,13 +342,18 @@ pub async fn join(
             )
                 .into_response());
         }
-        state
-            .accounts
-            .record_failed_attempt(&format!("meeting:{}", meeting.id), &ip)
-            .await?;
-        return Err(AppError::Forbidden(Msg::new(
-            "meetings.join.wrong_password",
-        )));
+        let password_ok = request.password.as_deref().is_some_and(|p| {
+            crate::bbb::checksum::secrets_match(&meeting.fields.attendee_password, p)
+        });
+        if !password_ok {
+            state
+                .accounts
+                .record_failed_attempt(&format!("meeting:{}", meeting.id), &ip)
+                .await?;
+            return Err(AppError::Forbidden(Msg::new(
+                "meetings.join.wrong_password",
+            )));
+        }
     }
     if !api
         .is_meeting_running(&meeting.meeting_id)

@@ -234,6 +234,15 @@ fn invitation(
         end => shown(end),
         until => f.repetition.map(|r| r.until.to_string()),
         count => f.repetition.map(|r| r.count),
+        rule => f.repetition.map(|r| state.templates.catalog().get(
+            ctx.lang,
+            &format!(
+                "invite.every.{}{}",
+                r.rule.frequency.as_str(),
+                if r.rule.interval == 1 { "_1" } else { "" }
+            ),
+            &[("n", &r.rule.interval.to_string())],
+        )),
     };
     let text = state
         .templates

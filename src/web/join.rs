@@ -160,14 +160,6 @@ async fn join_post(
         ),
         &ctx,
     )?;
-    let api = bbb_api(&state)?;
-    if !api
-        .is_meeting_running(&meeting.meeting_id)
-        .await
-        .map_err(|e| bbb_failure(&e.into()))?
-    {
-        return join_page(&state, &ctx, &meeting, direct, false, None, StatusCode::OK);
-    }
     let name = match &ctx.user {
         Some(user) => user.shown_name().to_owned(),
         None => form
@@ -210,8 +202,7 @@ async fn join_post(
             }
             return Ok(page);
         }
-        if !crate::bbb::checksum::checksums_match(&form.password, &meeting.fields.attendee_password)
-        {
+        if !crate::bbb::checksum::secrets_match(&form.password, &meeting.fields.attendee_password) {
             state
                 .accounts
                 .record_failed_attempt(&format!("meeting:{}", meeting.id), &ip)
@@ -226,6 +217,14 @@ async fn join_post(
                 StatusCode::UNAUTHORIZED,
             );
         }
+    }
+    // BBB is asked only once the request is known to be good.
+    let running = bbb_api(&state)?
+        .is_meeting_running(&meeting.meeting_id)
+        .await
+        .map_err(|e| bbb_failure(&e.into()))?;
+    if !running {
+        return join_page(&state, &ctx, &meeting, direct, false, None, StatusCode::OK);
     }
     let url = join_url(&state, &meeting, &name, ctx.user.as_ref(), Role::Viewer).await?;
     Ok(Redirect::to(url.expose()).into_response())

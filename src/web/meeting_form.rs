@@ -21,7 +21,7 @@ pub(super) fn audience(state: &AppState, actor: &Actor, meeting: Option<&Meeting
     Audience {
         can_choose_owner: policy::decide(actor, None, Action::ChooseOwner, settings(state))
             == Decision::Allow,
-        can_make_webinars: state.config.webinar.enabled && actor.is_superuser,
+        can_make_webinars: state.config.webinar.enabled && actor.webinar_capable,
         personal_room: meeting.is_some_and(|m| m.is_personal),
     }
 }
@@ -29,6 +29,7 @@ pub(super) fn audience(state: &AppState, actor: &Actor, meeting: Option<&Meeting
 /// The form's values for a meeting (or the defaults of a new one).
 fn form_values(
     state: &AppState,
+    lang: super::i18n::Lang,
     meeting: Option<&Meeting>,
     owner_name: &str,
     co_owners: &[String],
@@ -112,7 +113,13 @@ fn form_values(
             put("attendee_password", m::random_password());
             put("max_participants", "150".to_owned());
             put("frequency", "1".to_owned());
-            put("welcome_text", String::new());
+            put(
+                "welcome_text",
+                state.templates.catalog().get(lang, "meetings.welcome", &[]),
+            );
+            if state.config.meetings.recordings {
+                put("record", "on".to_owned());
+            }
             put("allow_start_stop_recording", "on".to_owned());
             put("voice_bridge", m::random_voice_bridge().to_string());
         }
@@ -168,7 +175,7 @@ pub async fn add_form(
     Extension(ctx): Extension<RequestContext>,
 ) -> Result<Response, AppError> {
     let actor = allowed(&state, &ctx, None, Action::Add).await?;
-    let input = form_values(&state, None, "", &[], &[]);
+    let input = form_values(&state, ctx.lang, None, "", &[], &[]);
     render_form(
         &state,
         &ctx,
@@ -207,7 +214,14 @@ pub async fn edit_form(
         .filter(|g| meeting.fields.groups.contains(&g.id))
         .map(|g| g.code_name.clone())
         .collect();
-    let input = form_values(&state, Some(&meeting), &owner, &co_owners, &groups);
+    let input = form_values(
+        &state,
+        ctx.lang,
+        Some(&meeting),
+        &owner,
+        &co_owners,
+        &groups,
+    );
     render_form(
         &state,
         &ctx,
@@ -332,8 +346,18 @@ pub(super) async fn checked_fields(
                 .voice_bridge
                 .unwrap_or_else(m::random_voice_bridge),
         ),
-        is_webinar: submission.is_webinar,
-        enable_chat: submission.enable_chat,
+        // Someone who may not make webinars keeps what the meeting had (Pod hides the
+        // fields, it does not clear them).
+        is_webinar: if audience.can_make_webinars {
+            submission.is_webinar
+        } else {
+            meeting.is_some_and(|m| m.fields.is_webinar)
+        },
+        enable_chat: if audience.can_make_webinars {
+            submission.enable_chat
+        } else {
+            meeting.is_some_and(|m| m.fields.enable_chat)
+        },
     }))
 }
 

@@ -24,12 +24,23 @@ pub(crate) async fn actor(state: &AppState, ctx: &RequestContext) -> Result<Acto
     };
     let perms = state.db.user_permissions(user.id).await?;
     let groups = state.db.user_access_groups(user.id).await?;
+    let webinar = &state.config.webinar;
+    let webinar_capable = user.is_superuser
+        || groups
+            .iter()
+            .any(|g| webinar.affiliations.contains(&g.code_name))
+        || state
+            .db
+            .user_permission_groups(user.id)
+            .await?
+            .contains(&webinar.admin_group);
     Ok(Actor {
         user_id: Some(user.id),
         is_staff: user.is_staff,
         is_superuser: user.is_superuser,
         perms: perms.into_iter().collect(),
         groups: groups.into_iter().map(|g| g.id).collect(),
+        webinar_capable,
     })
 }
 
@@ -299,8 +310,7 @@ pub async fn delete(
         )?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, body).into_response());
     }
-    state.db.delete_meeting(meeting.id).await?;
-    tracing::info!(meeting_id = %meeting.meeting_id, "meeting deleted");
+    delete_meeting(&state, &meeting).await?;
     Ok(Redirect::to("/meeting/").into_response())
 }
 
@@ -487,5 +497,22 @@ pub(super) async fn end_meeting(state: &AppState, meeting: &Meeting) -> Result<(
     state.db.close_sessions(meeting.id, now(state)).await?;
     state.meeting_status.invalidate().await;
     tracing::info!(meeting_id = %meeting.meeting_id, "meeting ended");
+    Ok(())
+}
+
+/// Deletes a meeting with its journal and its slides.
+pub(super) async fn delete_meeting(state: &AppState, meeting: &Meeting) -> Result<(), AppError> {
+    state.db.delete_meeting(meeting.id).await?;
+    let folder = state
+        .config
+        .data_dir
+        .join("slides")
+        .join(meeting.id.to_string());
+    if let Err(e) = tokio::fs::remove_dir_all(&folder).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(folder = %folder.display(), error = %e, "slides of a deleted meeting left on disk");
+    }
+    tracing::info!(meeting_id = %meeting.meeting_id, "meeting deleted");
     Ok(())
 }

@@ -140,6 +140,26 @@ pub fn router(state: AppState) -> Router {
             get(|| async { Redirect::permanent("/meeting/") }),
         )
         .route("/meeting/", get(meetings::list))
+        // Pod's URLs end with a slash: both forms work, so Pod's links and bookmarks do.
+        .route(
+            "/meeting/add/",
+            get(meeting_form::add_form).post(meeting_form::add),
+        )
+        .route(
+            "/meeting/edit/{link}/",
+            get(meeting_form::edit_form).post(meeting_form::edit),
+        )
+        .route(
+            "/meeting/delete/{link}/",
+            get(meetings::delete_form).post(meetings::delete),
+        )
+        .route(
+            "/meeting/invite/{link}/",
+            get(invite::invite_form).post(invite::invite),
+        )
+        .route("/meeting/status/{link}/", get(meetings::status))
+        .route("/meeting/get_meeting_info/{link}/", get(meetings::info))
+        .route("/meeting/end/{link}/", post(meetings::end))
         .route(
             "/meeting/add",
             get(meeting_form::add_form).post(meeting_form::add),

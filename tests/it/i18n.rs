@@ -106,6 +106,11 @@ fn every_meeting_form_key_is_translated() {
         );
         keys.extend(["MODERATOR", "VIEWER"].map(|r| format!("admin.role.{r}")));
         keys.extend(
+            ["daily", "weekly", "monthly", "yearly"]
+                .iter()
+                .flat_map(|f| [format!("invite.every.{f}"), format!("invite.every.{f}_1")]),
+        );
+        keys.extend(
             [
                 "meetingName",
                 "hasUserJoined",

@@ -156,7 +156,7 @@ async fn invitations_arrive_with_a_calendar_file() {
             "{text}"
         );
         assert!(
-            text.contains("quanta42") && text.contains("se répète 4 fois"),
+            text.contains("quanta42") && text.contains("a lieu 4 fois, toutes les semaines"),
             "{text}"
         );
         assert!(read(&mail, "html").contains("<strong>quanta42</strong>"));

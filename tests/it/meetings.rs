@@ -766,3 +766,85 @@ async fn wrong_meeting_passwords_are_throttled_per_address() {
         .await;
     assert_eq!(fine.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn pods_links_webinar_rights_and_co_owners() {
+    let world = world().await;
+    let mut ann = browser(&world, "ann").await;
+    // The owner cannot also be a co-owner.
+    let mut doubled = PHYSICS.to_vec();
+    doubled.push(("additional_owners", "ann"));
+    let page = add_meeting(&mut ann, &doubled).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body.contains("id=\"additional_owners-error\""),
+        "{}",
+        page.body
+    );
+
+    assert_eq!(
+        add_meeting(&mut ann, PHYSICS).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let physics = ann.first_meeting_of("ann").await;
+    // Pod's URLs, with their trailing slash, still work.
+    for path in [
+        "/meeting/add/".to_owned(),
+        format!("/meeting/edit/{}/", physics.meeting_id),
+        format!("/meeting/delete/{}/", physics.meeting_id),
+        format!("/meeting/invite/{}/", physics.meeting_id),
+    ] {
+        assert_eq!(ann.get(&path).await.status, StatusCode::OK, "{path}");
+    }
+
+    // Webinar fields: for members of the affiliations of webinar.affiliations, not for ann.
+    let form = ann.get("/meeting/add").await;
+    assert!(!form.body.contains("name=\"is_webinar\""));
+    let mut carl = world.app.another_browser();
+    carl.add_user("carl", "correct horse battery").await;
+    carl.state
+        .db
+        .set_user_access_groups(
+            carl.state
+                .db
+                .user_by_username("carl")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            &["faculty".to_owned()],
+        )
+        .await
+        .unwrap();
+    carl.login("carl", "correct horse battery").await;
+    let form = carl.get("/meeting/add").await;
+    assert!(form.body.contains("name=\"is_webinar\""), "{}", form.body);
+    let token = form.csrf_token();
+    let mut webinar = PHYSICS.to_vec();
+    webinar.extend([
+        ("csrf_token", token.as_str()),
+        ("is_webinar", "on"),
+        ("additional_owners", "ann"),
+    ]);
+    assert_eq!(
+        carl.post_form("/meeting/add", &webinar).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let made = carl.first_meeting_of("carl").await;
+    assert!(made.fields.is_webinar);
+    // Ann, a co-owner without webinar rights, edits it: it stays a webinar.
+    let edit = ann.get(&format!("/meeting/edit/{}", made.meeting_id)).await;
+    let token = edit.csrf_token();
+    let mut fields = PHYSICS.to_vec();
+    fields.retain(|(k, _)| *k != "name");
+    fields.extend([
+        ("csrf_token", token.as_str()),
+        ("name", "Webinaire renommé"),
+    ]);
+    let saved = ann
+        .post_form(&format!("/meeting/edit/{}", made.meeting_id), &fields)
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let after = ann.state.db.meeting(made.id).await.unwrap().unwrap();
+    assert!(after.fields.is_webinar && after.fields.name == "Webinaire renommé");
+}

@@ -114,6 +114,11 @@ async fn meetings_through_the_api() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(seen["attendee_password"].is_null(), "{seen}");
+    assert!(
+        seen["voice_bridge"].is_null() && seen["additional_owners"].is_null(),
+        "{seen}"
+    );
+    assert_eq!(seen["name"], "Physique quantique");
     let (status, _) = call(
         &mut app,
         "PUT",
@@ -160,6 +165,42 @@ async fn meetings_through_the_api() {
     let url = owner_join["url"].as_str().unwrap();
     assert!(url.contains("role=MODERATOR") && url.contains("checksum="));
     reqwest::get(url).await.unwrap();
+    // The API path sends BBB what the pages send.
+    let bbb = _sim.state.meetings();
+    let params = &bbb[0].create_params;
+    assert_eq!(
+        params.get("attendeePW").map(String::as_str),
+        Some("quanta42")
+    );
+    assert_eq!(
+        params.get("maxParticipants").map(String::as_str),
+        Some("80")
+    );
+    assert!(
+        params.contains_key("meta_endCallbackUrl")
+            && params.contains_key("meta_bbb-recording-ready-url")
+    );
+    // A wrong case is a wrong password; the direct key works without one.
+    let (status, _) = call(
+        &mut app,
+        "POST",
+        &join,
+        &bob,
+        Some(json!({"password": "QUANTA42"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let key = amphi::meetings::direct_access_key(b"test-secret-key-for-csrf", id, "quanta42");
+    let (status, direct) = call(
+        &mut app,
+        "POST",
+        &join,
+        &bob,
+        Some(json!({"direct_key": key})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    assert_eq!(direct["role"], "VIEWER");
     let (status, viewer) = call(
         &mut app,
         "POST",
@@ -271,4 +312,45 @@ async fn the_openapi_document_lists_every_route() {
             "{field}"
         );
     }
+}
+
+#[tokio::test]
+async fn wrong_passwords_through_the_api_are_throttled_before_any_answer() {
+    let Api { mut app, _sim } = api().await;
+    let ann = token(&app, "ann").await;
+    let eve = token(&app, "eve").await;
+    let (_, created) = call(&mut app, "POST", "/api/v1/meetings", &ann, Some(physics())).await;
+    let id = created["id"].as_i64().unwrap();
+    let join = format!("/api/v1/meetings/{id}/join");
+    let limit = app.state.config.auth.login_max_failures_per_ip;
+    let creates_before = _sim.state.call_count("isMeetingRunning");
+    for attempt in 0..limit {
+        let (status, _) = call(
+            &mut app,
+            "POST",
+            &join,
+            &eve,
+            Some(json!({"password": format!("guess{attempt}")})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "attempt {attempt}");
+    }
+    let (status, _) = call(
+        &mut app,
+        "POST",
+        &join,
+        &eve,
+        Some(json!({"password": "quanta42"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert_eq!(
+        _sim.state.call_count("isMeetingRunning"),
+        creates_before,
+        "BBB never asked"
+    );
 }
