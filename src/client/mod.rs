@@ -3,6 +3,7 @@
 //! subscriptions (`state`), and the session as a socket-free state machine (`session`).
 //! The WebSocket shell around it comes with the simulator's GraphQL side.
 
+pub mod bot;
 pub mod operations;
 pub mod protocol;
 pub mod session;

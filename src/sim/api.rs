@@ -264,6 +264,10 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
         chat: Vec::new(),
         forcibly_ended: false,
         start_time: create_time,
+        presenter: None,
+        screenshare: None,
+        slide: 1,
+        slides: super::slides::PAGES,
         auto_start_recording: params.flag("autoStartRecording"),
         recording_marked: false,
         recording: false,
@@ -383,8 +387,12 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
         bot,
         session_token: random_alnum(16),
         auth_token: random_alnum(12),
+        jsessionid: random_alnum(32).to_ascii_uppercase(),
+        client_joined: false,
+        camera: None,
     };
     let session_token = user.session_token.clone();
+    let jsessionid = user.jsessionid.clone();
     meeting.started = true;
     if !bot {
         meeting.ever_joined = true;
@@ -414,10 +422,8 @@ fn join(state: &SimState, meeting_id: &str, params: &Params) -> Response {
     let meeting = meeting.clone();
     state.user_joined(&inner, &meeting, meeting.users.len() - 1);
     drop(inner);
-    let cookie = format!(
-        "JSESSIONID={}; Path=/; HttpOnly",
-        random_alnum(32).to_ascii_uppercase()
-    );
+    state.changed(meeting_id);
+    let cookie = format!("JSESSIONID={jsessionid}; Path=/; HttpOnly");
     let mut response = if params
         .get("redirect")
         .is_some_and(|r| r.eq_ignore_ascii_case("false"))

@@ -165,6 +165,7 @@ impl SimState {
             "chat-group-message-sent",
             attributes,
         );
+        self.changed(meeting_id);
     }
 
     /// A participant leaves (`POST /sim/meetings/{id}/users/{user}/leave`); `false` when
@@ -182,6 +183,9 @@ impl SimState {
             return false;
         };
         let user = meeting.users.remove(index);
+        if meeting.presenter.as_deref() == Some(user.internal_id.as_str()) {
+            meeting.presenter = None;
+        }
         if meeting.ever_joined && meeting.humans() == 0 && meeting.empty_since.is_none() {
             meeting.empty_since = Some(now_ms());
         }
@@ -194,6 +198,7 @@ impl SimState {
             },
         });
         self.hook_event(&inner, Some(meeting_id), "user-left", attributes);
+        self.changed(meeting_id);
         true
     }
 
@@ -280,6 +285,7 @@ impl SimState {
         if marks {
             self.start_processing(inner, &meeting, now);
         }
+        self.changed(meeting_id);
         true
     }
 

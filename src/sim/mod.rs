@@ -3,9 +3,12 @@
 //! the SFU and media. Never used by production code paths.
 
 mod api;
+mod graphql;
 mod lifecycle;
 mod outbox;
 mod recordings;
+pub mod scenario;
+pub mod slides;
 mod state;
 mod xml;
 
@@ -42,6 +45,15 @@ pub fn router(state: SimState) -> Router {
         .route(
             "/sim/meetings/{meeting_id}/recording",
             post(api::sim_recording),
+        )
+        .route("/graphql", get(graphql::upgrade))
+        .route(
+            "/bigbluebutton/presentation/{meeting}/{again}/{presentation}/{kind}/{page}",
+            get(slides::page),
+        )
+        .route(
+            "/sim/meetings/{meeting_id}/events",
+            post(scenario::post_events),
         )
         .route("/sim/ended", get(api::sim_ended))
         .route("/sim/recordings", get(api::sim_recordings))

@@ -52,7 +52,7 @@ impl Default for SimOptions {
 pub const MAX_PLAYBACK_TOKENS: usize = 10_000;
 
 /// A participant.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct SimUser {
     pub internal_id: String,
     pub external_id: String,
@@ -61,6 +61,24 @@ pub struct SimUser {
     pub bot: bool,
     pub session_token: String,
     pub auth_token: String,
+    /// The `JSESSIONID` cookie `join` set: GraphQL connections must carry it.
+    #[serde(skip)]
+    pub jsessionid: String,
+    /// `userJoinMeeting` done over GraphQL.
+    pub client_joined: bool,
+    /// The camera this user shares (its SFU stream id).
+    pub camera: Option<String>,
+}
+
+/// A screen being shared.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct SimScreenshare {
+    pub id: String,
+    pub stream: String,
+    pub has_audio: bool,
+    pub width: u32,
+    pub height: u32,
+    pub started_at: i64,
 }
 
 /// A public chat message.
@@ -91,6 +109,12 @@ pub struct SimMeeting {
     pub documents: Vec<String>,
     pub users: Vec<SimUser>,
     pub chat: Vec<ChatMessage>,
+    /// Internal id of the presenter.
+    pub presenter: Option<String>,
+    pub screenshare: Option<SimScreenshare>,
+    /// The slide on screen (1-based) of the presentation's pages.
+    pub slide: u32,
+    pub slides: u32,
     pub forcibly_ended: bool,
     pub start_time: i64,
     pub auto_start_recording: bool,
@@ -193,6 +217,8 @@ pub(crate) struct Inner {
     pub deliveries: Vec<Delivery>,
     /// API calls received, by name (checksum refusals included).
     pub calls: BTreeMap<String, u64>,
+    /// Open GraphQL sockets by (meeting id, internal user id).
+    pub sockets: HashMap<(String, String), u32>,
 }
 
 /// Shared simulator state.
@@ -205,6 +231,8 @@ pub struct SimState {
     pub(crate) outbox: Outbox,
     pub(crate) delivered: broadcast::Sender<Delivery>,
     pub(crate) media: Arc<tokio::sync::OnceCell<Result<PathBuf, String>>>,
+    /// Wakes the GraphQL connections of a meeting (its id) when something changed.
+    pub(crate) changes: broadcast::Sender<String>,
 }
 
 impl SimState {
@@ -224,6 +252,7 @@ impl SimState {
             outbox,
             delivered,
             media: Arc::new(tokio::sync::OnceCell::new()),
+            changes: broadcast::channel(4096).0,
         }
     }
 
@@ -239,6 +268,11 @@ impl SimState {
     /// The public chat of a meeting.
     pub fn chat(&self, meeting_id: &str) -> Option<Vec<ChatMessage>> {
         self.lock().meetings.get(meeting_id).map(|m| m.chat.clone())
+    }
+
+    /// Tells the GraphQL connections of `meeting_id` to look again.
+    pub(crate) fn changed(&self, meeting_id: &str) {
+        let _ = self.changes.send(meeting_id.to_owned());
     }
 
     /// Meetings that have ended, oldest first.

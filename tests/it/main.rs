@@ -6,6 +6,7 @@ mod admin;
 mod bbb_callbacks;
 mod bbb_client;
 mod bbb_fixtures;
+mod bot;
 mod cli;
 mod config;
 mod db;

@@ -1,0 +1,217 @@
+//! Scenarios: what happens in a simulated meeting, as a list of events applied in order
+//! (`POST /sim/meetings/{meetingID}/events`), each optionally after a delay, so that tests and
+//! the demo replay realistic sessions: a presenter joins, shares a camera, changes slides,
+//! shares a screen, writes in the chat, and the meeting ends.
+
+use super::lifecycle::now_ms;
+use super::state::{ChatMessage, EndReason, SimScreenshare, SimState, SimUser, random_alnum};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// One event; people are named by their full name.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Someone joins (through a BBB client: they count as in the meeting).
+    Join {
+        name: String,
+        #[serde(default = "viewer")]
+        role: String,
+    },
+    Leave {
+        name: String,
+    },
+    Presenter {
+        name: String,
+    },
+    CameraOn {
+        name: String,
+    },
+    CameraOff {
+        name: String,
+    },
+    ScreenshareStart {
+        #[serde(default)]
+        has_audio: bool,
+    },
+    ScreenshareStop,
+    /// Shows a page of the presentation (1-based).
+    Slide {
+        page: u32,
+    },
+    Chat {
+        name: String,
+        text: String,
+    },
+    /// Ends the meeting as a moderator's "End meeting" does.
+    End,
+    /// Closes every GraphQL socket of the meeting at once (fault injection).
+    DropSockets,
+}
+
+fn viewer() -> String {
+    "VIEWER".to_owned()
+}
+
+/// A timed event.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Step {
+    /// Wait this long after the previous step.
+    #[serde(default)]
+    pub after_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl SimState {
+    /// Applies one event; `Err` says why it could not be.
+    pub fn apply_event(&self, meeting_id: &str, event: &Event) -> Result<(), String> {
+        let mut inner = self.lock();
+        let meeting = inner
+            .meetings
+            .get_mut(meeting_id)
+            .ok_or_else(|| format!("no running meeting {meeting_id}"))?;
+        let find = |users: &[SimUser], name: &str| {
+            users
+                .iter()
+                .position(|u| u.full_name == name)
+                .ok_or_else(|| format!("nobody called {name} in the meeting"))
+        };
+        match event {
+            Event::Join { name, role } => {
+                let internal = format!("w_{}", random_alnum(12));
+                meeting.users.push(SimUser {
+                    internal_id: internal.clone(),
+                    external_id: internal,
+                    full_name: name.clone(),
+                    role: role.to_ascii_uppercase(),
+                    bot: false,
+                    session_token: random_alnum(16),
+                    auth_token: random_alnum(12),
+                    jsessionid: random_alnum(32),
+                    client_joined: true,
+                    camera: None,
+                });
+                meeting.started = true;
+                meeting.ever_joined = true;
+                meeting.participants_seen += 1;
+                meeting.empty_since = None;
+                let meeting = meeting.clone();
+                self.user_joined(&inner, &meeting, meeting.users.len() - 1);
+            }
+            Event::Leave { name } => {
+                let id = meeting.users[find(&meeting.users, name)?]
+                    .internal_id
+                    .clone();
+                drop(inner);
+                self.leave(meeting_id, &id);
+                return Ok(());
+            }
+            Event::Presenter { name } => {
+                let index = find(&meeting.users, name)?;
+                meeting.presenter = Some(meeting.users[index].internal_id.clone());
+            }
+            Event::CameraOn { name } => {
+                let index = find(&meeting.users, name)?;
+                let user = &mut meeting.users[index];
+                // BBB's stream id: <userId>_<clientSessionUUID>_<deviceId>.
+                user.camera = Some(format!(
+                    "{}_{}_{}",
+                    user.internal_id,
+                    random_alnum(8),
+                    random_alnum(16)
+                ));
+            }
+            Event::CameraOff { name } => {
+                let index = find(&meeting.users, name)?;
+                meeting.users[index].camera = None;
+            }
+            Event::ScreenshareStart { has_audio } => {
+                meeting.screenshare = Some(SimScreenshare {
+                    id: random_alnum(12),
+                    stream: random_alnum(16),
+                    has_audio: *has_audio,
+                    width: 1920,
+                    height: 1080,
+                    started_at: now_ms(),
+                });
+            }
+            Event::ScreenshareStop => meeting.screenshare = None,
+            Event::Slide { page } => {
+                if !(1..=meeting.slides).contains(page) {
+                    return Err(format!(
+                        "the presentation has pages 1 to {}",
+                        meeting.slides
+                    ));
+                }
+                meeting.slide = *page;
+            }
+            Event::Chat { name, text } => {
+                let index = find(&meeting.users, name)?;
+                let sender = &meeting.users[index];
+                let message = ChatMessage {
+                    sender_id: sender.internal_id.clone(),
+                    sender_name: sender.full_name.clone(),
+                    message: text.clone(),
+                    message_type: "default".to_owned(),
+                    time_ms: now_ms().max(meeting.chat.last().map_or(0, |c| c.time_ms + 1)),
+                };
+                self.chat_message(&mut inner, meeting_id, message);
+                return Ok(());
+            }
+            Event::End => {
+                self.end_meeting(&mut inner, meeting_id, EndReason::EndedFromApi);
+                return Ok(());
+            }
+            Event::DropSockets => {
+                drop(inner);
+                let _ = self.changes.send(format!("!drop:{meeting_id}"));
+                return Ok(());
+            }
+        }
+        drop(inner);
+        self.changed(meeting_id);
+        Ok(())
+    }
+
+    /// Plays steps in order, waiting `after_ms` before each.
+    pub async fn play(&self, meeting_id: &str, steps: &[Step]) -> Result<(), String> {
+        for step in steps {
+            if step.after_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(step.after_ms)).await;
+            }
+            self.apply_event(meeting_id, &step.event)?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /sim/meetings/{meetingID}/events`: a JSON list of steps. Steps without delays are
+/// applied before the answer; the rest is played in the background.
+pub async fn post_events(
+    State(state): State<SimState>,
+    Path(meeting_id): Path<String>,
+    Json(steps): Json<Vec<Step>>,
+) -> Response {
+    let immediate = steps.iter().take_while(|s| s.after_ms == 0).count();
+    if let Err(e) = state.play(&meeting_id, &steps[..immediate]).await {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response();
+    }
+    let rest = steps[immediate..].to_vec();
+    if !rest.is_empty() {
+        tokio::spawn(async move {
+            if let Err(e) = state.play(&meeting_id, &rest).await {
+                tracing::warn!(error = %e, "simulator: scenario step failed");
+            }
+        });
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
