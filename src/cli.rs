@@ -90,6 +90,9 @@ pub enum Command {
         /// Checksum algorithm of webhook deliveries (bbb-webhooks' hookChecksumAlgorithm).
         #[arg(long, default_value = "sha1", value_name = "ALGORITHM")]
         hook_checksum: String,
+        /// A scenario (JSON) played in each meeting from its creation: see docs/ref/simulator.md.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<std::path::PathBuf>,
     },
     /// Show or check configuration files.
     Config {
@@ -219,6 +222,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             processing_ms,
             media_dir,
             hook_checksum,
+            scenario,
         } => {
             logging::init(&crate::config::LogConfig::default());
             let algorithm = |name: &str| {
@@ -240,6 +244,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 processing: std::time::Duration::from_millis(processing_ms),
                 media_dir,
                 hook_checksum: algorithm(&hook_checksum)?,
+                scenario: match &scenario {
+                    Some(path) => Some(
+                        crate::sim::scenario::Scenario::load(path).map_err(anyhow::Error::msg)?,
+                    ),
+                    None => None,
+                },
                 ..Default::default()
             };
             let running = crate::sim::start(listen, options).await?;

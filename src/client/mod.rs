@@ -7,4 +7,5 @@ pub mod bot;
 pub mod operations;
 pub mod protocol;
 pub mod session;
+pub mod slides;
 pub mod state;

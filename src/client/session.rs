@@ -441,6 +441,7 @@ mod tests {
             sent_ids(&subscribed),
             [
                 "meeting",
+                "bridges",
                 "users",
                 "cameras",
                 "screenshare",
@@ -517,7 +518,7 @@ mod tests {
         // Still in the meeting (back within the grace period): no second join, everything resumed.
         s.handle(t1, frame(json!({"type": "next", "id": "user_current", "payload": {"data": {"user_current": [{"userId": "w_bot", "joined": true}]}}})));
         let resumed = sent_ids(&drain(&mut s));
-        assert_eq!(resumed.len(), 6, "{resumed:?}");
+        assert_eq!(resumed.len(), 7, "{resumed:?}");
         assert!(!resumed.iter().any(|id| id.starts_with("join")));
     }
 

@@ -65,6 +65,25 @@ pub struct ChatMessage {
     pub sender_role: String,
 }
 
+/// Which media server carries each kind of media (`bbb-webrtc-sfu` or `livekit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridges {
+    pub camera: String,
+    pub screenshare: String,
+    pub audio: String,
+}
+
+impl Default for Bridges {
+    /// BBB 3.0's default, also what a server that does not tell uses.
+    fn default() -> Self {
+        Self {
+            camera: "bbb-webrtc-sfu".to_owned(),
+            screenshare: "bbb-webrtc-sfu".to_owned(),
+            audio: "bbb-webrtc-sfu".to_owned(),
+        }
+    }
+}
+
 /// How the meeting ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -84,6 +103,7 @@ pub struct MeetingState {
     pub cameras: BTreeMap<String, Camera>,
     pub screenshare: Option<Screenshare>,
     pub slide: Option<Slide>,
+    pub bridges: Bridges,
 }
 
 impl MeetingState {
@@ -113,6 +133,7 @@ pub enum Change {
         reason: String,
     },
     Ended(Ended),
+    BridgesChanged(Bridges),
     PresenterChanged(Option<String>),
     ParticipantsChanged,
     CameraStarted(Camera),
@@ -186,6 +207,25 @@ impl MeetingState {
             Feed::Meeting => {
                 if let Some(meeting) = rows(payload, "meeting").first() {
                     self.note_end(meeting, &mut changes);
+                }
+            }
+            Feed::Bridges => {
+                if let Some(row) = rows(payload, "meeting").first() {
+                    let or_default = |key: &str, default: &str| {
+                        Some(text(row, key))
+                            .filter(|s| !s.is_empty())
+                            .unwrap_or_else(|| default.to_owned())
+                    };
+                    let defaults = Bridges::default();
+                    let bridges = Bridges {
+                        camera: or_default("cameraBridge", &defaults.camera),
+                        screenshare: or_default("screenShareBridge", &defaults.screenshare),
+                        audio: or_default("audioBridge", &defaults.audio),
+                    };
+                    if bridges != self.bridges {
+                        self.bridges = bridges.clone();
+                        changes.push(Change::BridgesChanged(bridges));
+                    }
                 }
             }
             Feed::Users => {

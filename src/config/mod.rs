@@ -242,6 +242,23 @@ pub struct WebinarConfig {
     pub admin_group: String,
     /// Lives this instance can capture at once. Default `2`.
     pub max_lives: u32,
+    /// Name of amphi's bot in BBB's user list. Default `""`: "Diffusion en direct" or "Live
+    /// stream", in `site.default_language`.
+    pub bot_name: String,
+}
+
+impl Config {
+    /// The bot's display name.
+    pub fn bot_name(&self) -> String {
+        match (
+            self.webinar.bot_name.trim(),
+            self.site.default_language.as_str(),
+        ) {
+            ("", "fr") => "Diffusion en direct".to_owned(),
+            ("", _) => "Live stream".to_owned(),
+            (name, _) => name.to_owned(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -411,6 +428,7 @@ impl Default for WebinarConfig {
             affiliations: ["faculty", "employee", "staff"].map(str::to_owned).to_vec(),
             admin_group: "meeting webinar admin".to_owned(),
             max_lives: 2,
+            bot_name: String::new(),
         }
     }
 }

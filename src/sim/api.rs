@@ -292,6 +292,21 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
     ));
     state.meeting_created(&inner, &meeting);
     inner.meetings.insert(meeting_id.to_owned(), meeting);
+    drop(inner);
+    if let Some(scenario) = state
+        .options
+        .scenario
+        .as_ref()
+        .filter(|s| s.meeting_id.as_deref().is_none_or(|m| m == meeting_id))
+    {
+        let (state, meeting_id, steps) =
+            (state.clone(), meeting_id.to_owned(), scenario.steps.clone());
+        tokio::spawn(async move {
+            if let Err(e) = state.play(&meeting_id, &steps).await {
+                tracing::warn!(error = %e, "simulator: scenario stopped");
+            }
+        });
+    }
     xml(answer)
 }
 

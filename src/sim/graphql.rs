@@ -152,7 +152,14 @@ fn result(state: &SimState, caller: &Caller, sub: &mut Subscription) -> Value {
     };
     let meeting = inner.meetings.get(&caller.meeting_id);
     let rows = match sub.field {
-        "meeting" => json!([meeting_json(meeting)]),
+        "meeting" => {
+            let mut row = meeting_json(meeting);
+            // 3.0.15's `meeting` table columns; a real server may refuse them to clients.
+            for bridge in ["cameraBridge", "screenShareBridge", "audioBridge"] {
+                row[bridge] = json!("bbb-webrtc-sfu");
+            }
+            json!([row])
+        }
         "user_current" => match meeting.and_then(|m| m.users.iter().find(|u| u.internal_id == caller.user_id).map(|u| (m, u))) {
             Some((m, u)) => json!([{
                 "userId": u.internal_id, "authToken": u.auth_token, "joined": u.client_joined,

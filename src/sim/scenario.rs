@@ -57,6 +57,25 @@ fn viewer() -> String {
     "VIEWER".to_owned()
 }
 
+/// A scenario file (`amphi sim --scenario FILE`): played in every meeting created (or only in
+/// `meeting_id`), from its creation.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub meeting_id: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// Reads a scenario file (JSON).
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
 /// A timed event.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Step {

@@ -30,6 +30,8 @@ pub struct SimOptions {
     pub media_dir: Option<PathBuf>,
     /// bbb-webhooks' `hookChecksumAlgorithm`.
     pub hook_checksum: ChecksumAlgorithm,
+    /// Played in the meetings it names (or in every meeting) from their creation.
+    pub scenario: Option<super::scenario::Scenario>,
 }
 
 impl Default for SimOptions {
@@ -44,6 +46,7 @@ impl Default for SimOptions {
             processing: Duration::from_secs(3),
             media_dir: None,
             hook_checksum: ChecksumAlgorithm::Sha1,
+            scenario: None,
         }
     }
 }

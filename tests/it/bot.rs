@@ -160,14 +160,14 @@ async fn the_bot_follows_the_meeting_and_chats_both_ways() {
     assert_eq!(state.slide.as_ref().map(|s| s.num), Some(3));
     assert!(state.cameras.is_empty() && state.screenshare.is_none());
 
-    // The slide image is real.
-    let png_url = state
-        .slide
-        .as_ref()
-        .and_then(|s| s.png_url.clone())
-        .unwrap();
-    let png = reqwest::get(&png_url).await.unwrap().bytes().await.unwrap();
-    assert_eq!(&png[1..4], b"PNG", "{png_url}");
+    // The slide image is real, and fetched once.
+    let cache = amphi::client::slides::SlideCache::new(None);
+    let slide = state.slide.clone().unwrap();
+    let image = cache.image(&slide).await.unwrap();
+    assert_eq!(image.content_type, "image/png");
+    assert_eq!(&image.bytes[1..4], b"PNG");
+    assert_eq!(cache.image(&slide).await.unwrap(), image);
+    assert_eq!(cache.downloads(), 1);
 
     // Chat: the bot's message lands in BBB's public chat; the presenter's reaches the bot, the
     // bot's own never comes back.
@@ -272,5 +272,64 @@ async fn a_dropped_socket_reconnects_and_resumes() {
         .filter(|u| u.bot)
         .count();
     assert_eq!(bots, 1);
+    assert_eq!(bot.leave().await, StopReason::Left);
+}
+
+#[tokio::test]
+async fn a_scenario_file_plays_in_new_meetings() {
+    amphi::install_crypto_provider();
+    let scenario = amphi::sim::scenario::Scenario::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/lecture.json"),
+    )
+    .unwrap();
+    assert!(scenario.steps.len() > 5);
+    let quick = amphi::sim::scenario::Scenario {
+        meeting_id: Some("0103-scenario".into()),
+        steps: scenario
+            .steps
+            .iter()
+            .take(3)
+            .cloned()
+            .map(|mut s| {
+                s.after_ms = 0;
+                s
+            })
+            .collect(),
+    };
+    let sim = sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimOptions {
+            secret: Redacted::new(SECRET.to_owned()),
+            scenario: Some(quick),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let api: Arc<dyn BbbApi> = Arc::new(
+        Client::new(
+            &sim.api_url(),
+            Redacted::new(SECRET.to_owned()),
+            ChecksumAlgorithm::Sha256,
+        )
+        .unwrap(),
+    );
+    api.create(&CreateParams {
+        name: "Cours".into(),
+        meeting_id: "0103-scenario".into(),
+        ..CreateParams::default()
+    })
+    .await
+    .unwrap();
+    let bot = bot::start(Arc::clone(&api), options("0103-scenario"))
+        .await
+        .unwrap();
+    let mut changes = bot.changes();
+    expect(
+        &mut changes,
+        "the scenario's camera",
+        |c| matches!(c, Change::CameraStarted(cam) if cam.name == "Prof. Martin"),
+    )
+    .await;
     assert_eq!(bot.leave().await, StopReason::Left);
 }

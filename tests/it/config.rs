@@ -267,3 +267,13 @@ fn config_check_command_reports_one_clear_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_bot_is_named_in_the_sites_language() {
+    let mut config = amphi::config::Config::default();
+    assert_eq!(config.bot_name(), "Diffusion en direct");
+    config.site.default_language = "en".into();
+    assert_eq!(config.bot_name(), "Live stream");
+    config.webinar.bot_name = "Captation amphi A".into();
+    assert_eq!(config.bot_name(), "Captation amphi A");
+}

@@ -10,6 +10,7 @@ mod bot;
 mod cli;
 mod config;
 mod db;
+mod graphql_frames;
 mod health;
 mod i18n;
 mod invitations;
