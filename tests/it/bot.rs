@@ -333,3 +333,72 @@ async fn a_scenario_file_plays_in_new_meetings() {
     .await;
     assert_eq!(bot.leave().await, StopReason::Left);
 }
+
+/// Log lines written while `run` runs, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_cookies_stay_out_of_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let id = "0104-logs";
+    let (sim, api) = setup(id).await;
+    events(
+        &sim,
+        id,
+        json!([{"type": "join", "name": "Prof", "role": "MODERATOR"}]),
+    )
+    .await;
+    let bot = bot::start(Arc::clone(&api), options(id)).await.unwrap();
+    let mut changes = bot.changes();
+    expect(&mut changes, "join", |c| *c == Change::Joined).await;
+    events(&sim, id, json!([{"type": "drop_sockets"}])).await;
+    events(
+        &sim,
+        id,
+        json!([{"type": "chat", "name": "Prof", "text": "encore là ?"}]),
+    )
+    .await;
+    expect(&mut changes, "chat after the drop", |c| {
+        matches!(c, Change::Chat(_))
+    })
+    .await;
+    let me = sim.state.meetings()[0]
+        .users
+        .iter()
+        .find(|u| u.bot)
+        .cloned()
+        .unwrap();
+    assert_eq!(bot.leave().await, StopReason::Left);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("reconnecting"), "the logs are real: {logs}");
+    for (what, secret) in [
+        ("session token", &me.session_token),
+        ("auth token", &me.auth_token),
+        ("cookie", &me.jsessionid),
+    ] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "the {what} reached the logs"
+        );
+    }
+    assert!(!logs.contains("JSESSIONID="), "the cookie reached the logs");
+}
