@@ -44,12 +44,18 @@ pub enum Command {
 /// A running bot.
 pub struct Bot {
     pub state: watch::Receiver<MeetingState>,
+    cookie: Option<crate::redact::Redacted<String>>,
     changes: broadcast::Sender<Change>,
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<StopReason>,
 }
 
 impl Bot {
+    /// The session cookie, for the slide images ([`super::slides::SlideCache`]).
+    pub fn session_cookie(&self) -> Option<crate::redact::Redacted<String>> {
+        self.cookie.clone()
+    }
+
     /// Every change from now on.
     pub fn changes(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -109,6 +115,7 @@ pub fn start_session(url: String, cookie: Option<String>, session: Session) -> B
     let (state_tx, state) = watch::channel(MeetingState::default());
     let (changes, _) = broadcast::channel(1024);
     let (commands, command_rx) = mpsc::channel(256);
+    let kept = cookie.clone().map(crate::redact::Redacted::new);
     let task = tokio::spawn(run(
         url,
         cookie,
@@ -119,6 +126,7 @@ pub fn start_session(url: String, cookie: Option<String>, session: Session) -> B
     ));
     Bot {
         state,
+        cookie: kept,
         changes,
         commands,
         task,

@@ -13,7 +13,7 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4403;
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// The four headers bbb-graphql-middleware requires in `connection_init`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitHeaders {
     #[serde(rename = "X-Session-Token")]
     pub session_token: String,
@@ -25,19 +25,47 @@ pub struct InitHeaders {
     pub client_is_mobile: String,
 }
 
+impl std::fmt::Debug for InitHeaders {
+    /// The session token is a credential: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitHeaders")
+            .field("session_token", &"[redacted]")
+            .field("client_session_uuid", &self.client_session_uuid)
+            .field("client_type", &self.client_type)
+            .field("client_is_mobile", &self.client_is_mobile)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitPayload {
     pub headers: InitHeaders,
 }
 
 /// An operation: a subscription, or a mutation (whose text must start with `mutation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     pub operation_name: String,
     pub query: String,
     #[serde(default)]
     pub variables: Value,
+}
+
+impl std::fmt::Debug for Operation {
+    /// Variables may hold the auth token (`userJoinMeeting`) or people's messages: only their
+    /// names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .variables
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("Operation")
+            .field("operation_name", &self.operation_name)
+            .field("variables", &names)
+            .finish()
+    }
 }
 
 /// What the client sends.
@@ -148,5 +176,34 @@ pub fn error_messages(payload: &Value) -> String {
             .and_then(Value::as_str)
             .unwrap_or("unknown error")
             .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_credentials() {
+        let init = ClientFrame::ConnectionInit {
+            payload: InitPayload {
+                headers: InitHeaders {
+                    session_token: "sessiontoken0001".into(),
+                    client_session_uuid: "uuid".into(),
+                    client_type: "HTML5".into(),
+                    client_is_mobile: "false".into(),
+                },
+            },
+        };
+        let join = ClientFrame::Subscribe {
+            id: "join-1".into(),
+            payload: crate::client::operations::join_meeting("authtoken001"),
+        };
+        let shown = format!("{init:?} {join:?}");
+        assert!(
+            !shown.contains("sessiontoken0001") && !shown.contains("authtoken001"),
+            "{shown}"
+        );
+        assert!(shown.contains("authToken"), "{shown}");
     }
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// First reconnection delay; doubled each attempt up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait for `joined` after `connection_ack`; then the socket is tried again.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reconnections tried before giving up.
 pub const MAX_ATTEMPTS: u32 = 20;
 /// A `ping` is sent after this long without any frame, and the socket is given up when the
@@ -111,6 +113,11 @@ pub struct Session {
     last_frame: Option<Instant>,
     ping_sent: bool,
     next_op: u64,
+    /// When the connection was acknowledged, until the bot is in the meeting.
+    joining_since: Option<Instant>,
+    /// Chat messages sent but not yet confirmed, by operation id: sent again after a
+    /// reconnection (at least once).
+    inflight_chat: std::collections::BTreeMap<String, String>,
 }
 
 impl Session {
@@ -131,6 +138,8 @@ impl Session {
             last_frame: None,
             ping_sent: false,
             next_op: 0,
+            joining_since: None,
+            inflight_chat: std::collections::BTreeMap::new(),
         };
         session.outputs.push_back(Output::Connect);
         session
@@ -149,7 +158,18 @@ impl Session {
         match self.phase {
             Phase::Waiting => self.retry_at,
             Phase::Authenticating | Phase::Joining | Phase::Running => {
-                self.last_frame.map(|t| t + KEEPALIVE)
+                let keepalive = self.last_frame.map(|t| {
+                    if self.ping_sent {
+                        t + KEEPALIVE * 2
+                    } else {
+                        t + KEEPALIVE
+                    }
+                });
+                let join_deadline = self.joining_since.map(|t| t + JOIN_TIMEOUT);
+                match (keepalive, join_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             }
             _ => None,
         }
@@ -194,6 +214,10 @@ impl Session {
         }
         match input {
             Input::Connected => {
+                for (_, text) in std::mem::take(&mut self.inflight_chat).into_iter().rev() {
+                    self.pending_chat.push_front(text);
+                }
+                self.joining_since = None;
                 self.phase = Phase::Authenticating;
                 self.last_frame = Some(now);
                 self.ping_sent = false;
@@ -213,7 +237,7 @@ impl Session {
                 self.last_frame = Some(now);
                 self.ping_sent = false;
                 match ServerFrame::parse(&text) {
-                    Ok(frame) => self.on_frame(frame),
+                    Ok(frame) => self.on_frame(now, frame),
                     Err(e) => tracing::warn!(error = %e, "GraphQL frame dropped"),
                 }
             }
@@ -244,17 +268,18 @@ impl Session {
         while let Some(text) = self.pending_chat.pop_front() {
             let id = self.op_id("chat");
             self.send(ClientFrame::Subscribe {
-                id,
+                id: id.clone(),
                 payload: operations::send_chat(&text),
             });
+            self.inflight_chat.insert(id, text);
         }
     }
 
-    fn on_frame(&mut self, frame: ServerFrame) {
+    fn on_frame(&mut self, now: Instant, frame: ServerFrame) {
         match frame {
             ServerFrame::ConnectionAck { .. } => {
                 self.phase = Phase::Joining;
-                self.attempts = 0;
+                self.joining_since = Some(now);
                 self.subscribe(Feed::UserCurrent);
             }
             ServerFrame::Ping { payload } => self.send(ClientFrame::Pong { payload }),
@@ -270,13 +295,24 @@ impl Session {
                     }
                 } else if let Some(errors) = payload.get("errors") {
                     tracing::warn!(operation = %id, errors = %protocol::error_messages(errors), "mutation failed");
+                } else {
+                    self.inflight_chat.remove(&id);
                 }
             }
             ServerFrame::Error { id, payload } => {
-                tracing::warn!(operation = %id, errors = %protocol::error_messages(&payload), "GraphQL operation refused");
-                if let Some(feed) = Feed::from_id(&id) {
+                let errors = protocol::error_messages(&payload);
+                tracing::warn!(operation = %id, %errors, "GraphQL operation refused");
+                if id.starts_with("join-") {
+                    // BBB refused userJoinMeeting: waiting would not help.
+                    self.stop(StopReason::Refused(errors));
+                } else if id == Feed::UserCurrent.id() {
+                    // Without it the bot cannot know it is in: try a new connection.
+                    self.outputs.push_back(Output::Close);
+                } else if let Some(feed) = Feed::from_id(&id) {
                     // Subscribed again on the next connection.
                     self.subscribed.remove(&feed);
+                } else if self.inflight_chat.remove(&id).is_some() {
+                    tracing::warn!(operation = %id, "a chat message was refused by BBB");
                 }
             }
             ServerFrame::Complete { .. } => {}
@@ -294,6 +330,9 @@ impl Session {
         if self.state.joined {
             if self.phase == Phase::Joining {
                 self.phase = Phase::Running;
+                // Only a connection that got the bot in counts as a success.
+                self.attempts = 0;
+                self.joining_since = None;
                 for feed in Feed::ALL {
                     self.subscribe(feed);
                 }
@@ -366,6 +405,12 @@ impl Session {
                 self.outputs.push_back(Output::Connect);
             }
             Phase::Authenticating | Phase::Joining | Phase::Running => {
+                if self.joining_since.is_some_and(|t| now >= t + JOIN_TIMEOUT) {
+                    tracing::warn!("not in the meeting after the join timeout; reconnecting");
+                    self.joining_since = None;
+                    self.outputs.push_back(Output::Close);
+                    return;
+                }
                 let Some(last) = self.last_frame else {
                     return;
                 };
@@ -610,6 +655,119 @@ mod tests {
         assert_eq!(
             drain(&mut s).last(),
             Some(&Output::Stopped(StopReason::GaveUp))
+        );
+    }
+
+    #[test]
+    fn timers_never_spin_and_joining_has_a_deadline() {
+        let (mut s, t0) = running();
+        s.handle(t0 + KEEPALIVE, Input::Tick);
+        drain(&mut s);
+        assert_eq!(
+            s.next_timer(),
+            Some(t0 + KEEPALIVE * 2),
+            "after the ping, the next deadline is later"
+        );
+
+        let t0 = Instant::now();
+        let mut s = Session::new(credentials(), "2026-11-27T10:00:00Z");
+        drain(&mut s);
+        s.handle(t0, Input::Connected);
+        s.handle(t0, frame(json!({"type": "connection_ack"})));
+        drain(&mut s);
+        // The server keeps the socket alive but never says joined.
+        for i in 1..4u32 {
+            s.handle(
+                t0 + Duration::from_secs(u64::from(i) * 5),
+                frame(json!({"type": "ping"})),
+            );
+        }
+        drain(&mut s);
+        assert_eq!(s.next_timer(), Some(t0 + JOIN_TIMEOUT));
+        s.handle(t0 + JOIN_TIMEOUT, Input::Tick);
+        assert_eq!(drain(&mut s), [Output::Close]);
+    }
+
+    #[test]
+    fn a_server_that_acks_then_drops_is_given_up() {
+        let t0 = Instant::now();
+        let mut s = Session::new(credentials(), "2026-11-27T10:00:00Z");
+        drain(&mut s);
+        let mut now = t0;
+        let mut stopped = false;
+        for _ in 0..=MAX_ATTEMPTS {
+            s.handle(now, Input::Connected);
+            s.handle(now, frame(json!({"type": "connection_ack"})));
+            s.handle(
+                now,
+                Input::Closed {
+                    code: Some(1011),
+                    reason: "gone".into(),
+                },
+            );
+            let out = drain(&mut s);
+            if out.contains(&Output::Stopped(StopReason::GaveUp)) {
+                stopped = true;
+                break;
+            }
+            now = s.next_timer().unwrap();
+            s.handle(now, Input::Tick);
+            drain(&mut s);
+        }
+        assert!(stopped, "an acknowledgement alone is not a success");
+    }
+
+    #[test]
+    fn chat_in_flight_is_sent_again_after_a_reconnection() {
+        let (mut s, t0) = running();
+        s.handle(t0, Input::SendChat("Question (live)".into()));
+        drain(&mut s);
+        s.handle(
+            t0,
+            Input::Closed {
+                code: Some(1006),
+                reason: "gone".into(),
+            },
+        );
+        let t1 = s.next_timer().unwrap();
+        s.handle(t1, Input::Tick);
+        drain(&mut s);
+        s.handle(t1, Input::Connected);
+        s.handle(t1, frame(json!({"type": "connection_ack"})));
+        drain(&mut s);
+        s.handle(t1, frame(json!({"type": "next", "id": "user_current", "payload": {"data": {"user_current": [{"userId": "w_bot", "joined": true, "currentlyInMeeting": true}]}}})));
+        let out = drain(&mut s);
+        let again = out.iter().any(|o| matches!(o, Output::Send(ClientFrame::Subscribe { payload, .. }) if payload.variables["chatMessageInMarkdownFormat"] == "Question (live)"));
+        assert!(again, "{out:?}");
+    }
+
+    #[test]
+    fn removed_after_a_long_outage_the_bot_joins_again_and_a_refused_join_stops() {
+        let (mut s, t0) = running();
+        s.handle(
+            t0,
+            Input::Closed {
+                code: Some(1006),
+                reason: "gone".into(),
+            },
+        );
+        let t1 = s.next_timer().unwrap();
+        s.handle(t1, Input::Tick);
+        s.handle(t1, Input::Connected);
+        s.handle(t1, frame(json!({"type": "connection_ack"})));
+        drain(&mut s);
+        s.handle(t1, frame(json!({"type": "next", "id": "user_current", "payload": {"data": {"user_current": [{"userId": "w_bot", "joined": true, "currentlyInMeeting": false}]}}})));
+        let out = drain(&mut s);
+        let join_id = sent_ids(&out)
+            .into_iter()
+            .find(|id| id.starts_with("join-"))
+            .expect("joins again");
+        s.handle(t1, frame(json!({"type": "error", "id": join_id, "payload": [{"message": "meeting is full"}]})));
+        assert_eq!(
+            drain(&mut s).last(),
+            Some(&Output::Stopped(StopReason::Refused(
+                "meeting is full".into()
+            )))
         );
     }
 }

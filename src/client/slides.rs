@@ -75,24 +75,35 @@ impl SlideCache {
                 response.status().as_u16()
             )));
         }
+        if response
+            .content_length()
+            .is_some_and(|l| l > MAX_IMAGE_BYTES as u64)
+        {
+            return Err(SlideError::TooLarge);
+        }
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_owned();
-        let bytes = response
-            .bytes()
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| SlideError::Fetch(e.without_url().to_string()))?;
-        if bytes.len() > MAX_IMAGE_BYTES {
-            return Err(SlideError::TooLarge);
+            .map_err(|e| SlideError::Fetch(e.without_url().to_string()))?
+        {
+            if bytes.len() + chunk.len() > MAX_IMAGE_BYTES {
+                return Err(SlideError::TooLarge);
+            }
+            bytes.extend_from_slice(&chunk);
         }
         self.fetched
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(SlideImage {
             content_type,
-            bytes: bytes.to_vec(),
+            bytes,
         })
     }
 

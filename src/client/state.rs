@@ -183,7 +183,12 @@ impl MeetingState {
                     return changes;
                 };
                 self.me = Some(text(row, "userId")).filter(|s| !s.is_empty());
-                let joined = flag(row, "joined");
+                // After a long outage BBB removes the user: `joined` may stay true while
+                // `currentlyInMeeting` turns false, and the bot must join again.
+                let joined = flag(row, "joined")
+                    && row
+                        .get("currentlyInMeeting")
+                        .is_none_or(|v| v.as_bool().unwrap_or(true));
                 if joined && !self.joined {
                     changes.push(Change::Joined);
                 }

@@ -264,6 +264,7 @@ fn create(state: &SimState, meeting_id: &str, params: &Params, body: Option<&str
         chat: Vec::new(),
         forcibly_ended: false,
         start_time: create_time,
+        departed: Vec::new(),
         presenter: None,
         screenshare: None,
         slide: 1,
@@ -516,6 +517,7 @@ fn send_chat_message(state: &SimState, meeting_id: &str, params: &Params) -> Res
         ));
     }
     let message = ChatMessage {
+        id: String::new(),
         sender_id: "SYSTEM".to_owned(),
         sender_name: user_name.to_owned(),
         message: message.to_owned(),
@@ -756,6 +758,7 @@ pub async fn sim_post_chat(
             .into_response();
     }
     let message = ChatMessage {
+        id: String::new(),
         sender_id: sender,
         sender_name: posted.sender_name,
         message: posted.message,

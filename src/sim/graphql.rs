@@ -28,6 +28,21 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    use axum::response::IntoResponse;
+    let offered = headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == protocol::SUBPROTOCOL);
+    if !offered {
+        // The middleware speaks graphql-transport-ws only.
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "graphql-transport-ws only\n",
+        )
+            .into_response();
+    }
     let cookie = crate::web::cookies::get(&headers, "JSESSIONID");
     ws.protocols([protocol::SUBPROTOCOL])
         .max_message_size(protocol::MAX_FRAME_BYTES)
@@ -85,6 +100,7 @@ fn authenticate(
         .find_map(|m| {
             m.users
                 .iter()
+                .chain(&m.departed)
                 .find(|u| u.session_token == h.session_token)
                 .map(|u| (m, u))
         })
@@ -168,7 +184,7 @@ fn result(state: &SimState, caller: &Caller, sub: &mut Subscription) -> Value {
                 "presenter": m.presenter.as_deref() == Some(u.internal_id.as_str()),
                 "currentlyInMeeting": u.client_joined, "meeting": meeting_json(Some(m)),
             }]),
-            None => json!([{"userId": caller.user_id, "joined": false, "currentlyInMeeting": false, "loggedOut": ended.is_none(), "meeting": meeting_json(None)}]),
+            None => json!([{"userId": caller.user_id, "joined": true, "currentlyInMeeting": false, "loggedOut": false, "meeting": meeting_json(meeting)}]),
         },
         "user" => json!(meeting.map_or_else(Vec::new, |m| m.users.iter().map(|u| user_json(m, u)).collect::<Vec<_>>())),
         "user_camera" => json!(meeting.map_or_else(Vec::new, |m| m
@@ -193,12 +209,12 @@ fn result(state: &SimState, caller: &Caller, sub: &mut Subscription) -> Value {
             "pngUrl": slides::page_url(&state.base_url, &m.internal_id, "png", m.slide),
         })])),
         "chat_message_public_stream" => {
-            let fresh: Vec<&ChatMessage> = meeting.map_or_else(Vec::new, |m| m.chat.iter().filter(|c| c.time_ms > sub.chat_after).take(10).collect());
+            let fresh: Vec<&ChatMessage> = meeting.map_or_else(Vec::new, |m| m.chat.iter().filter(|c| c.time_ms > sub.chat_after).collect());
             if let Some(last) = fresh.last() {
                 sub.chat_after = last.time_ms;
             }
-            json!(fresh.iter().enumerate().map(|(i, c)| json!({
-                "messageId": format!("{}-{i}", c.time_ms), "createdAt": iso(c.time_ms), "message": c.message,
+            json!(fresh.iter().map(|c| json!({
+                "messageId": c.id, "createdAt": iso(c.time_ms), "message": c.message,
                 "messageType": c.message_type, "senderId": c.sender_id, "senderName": c.sender_name,
                 "senderRole": meeting.and_then(|m| m.users.iter().find(|u| u.internal_id == c.sender_id)).map_or("", |u| u.role.as_str()),
             })).collect::<Vec<_>>())
@@ -222,6 +238,14 @@ fn mutate(state: &SimState, caller: &Caller, op: &Operation) -> Result<Value, St
     };
     match name.as_str() {
         "userJoinMeeting" => {
+            if let Some(index) = meeting
+                .departed
+                .iter()
+                .position(|u| u.internal_id == caller.user_id)
+            {
+                let back = meeting.departed.remove(index);
+                meeting.users.push(back);
+            }
             let user = meeting
                 .users
                 .iter_mut()
@@ -251,6 +275,7 @@ fn mutate(state: &SimState, caller: &Caller, op: &Operation) -> Result<Value, St
                 .find(|u| u.internal_id == caller.user_id)
                 .ok_or("user not found")?;
             let message = ChatMessage {
+                id: String::new(),
                 sender_id: user.internal_id.clone(),
                 sender_name: user.full_name.clone(),
                 message: text.to_owned(),
@@ -340,12 +365,16 @@ async fn connection(state: SimState, mut socket: WebSocket, cookie: Option<Strin
                     ClientFrame::Subscribe { id, payload } => {
                         if payload.query.starts_with("mutation") {
                             let answer = mutate(&state, &caller, &payload);
-                            let frame = match answer {
-                                Ok(data) => ServerFrame::Next { id: id.clone(), payload: json!({ "data": data }) },
-                                Err(message) => ServerFrame::Error { id: id.clone(), payload: json!([{ "message": message }]) },
-                            };
-                            send(&mut socket, &frame).await;
-                            send(&mut socket, &ServerFrame::Complete { id }).await;
+                            match answer {
+                                Ok(data) => {
+                                    send(&mut socket, &ServerFrame::Next { id: id.clone(), payload: json!({ "data": data }) }).await;
+                                    send(&mut socket, &ServerFrame::Complete { id }).await;
+                                }
+                                // An error ends the operation: no `complete` follows.
+                                Err(message) => {
+                                    send(&mut socket, &ServerFrame::Error { id, payload: json!([{ "message": message }]) }).await;
+                                }
+                            }
                             continue;
                         }
                         let Some(field) = root_field(&payload.query) else {
@@ -406,30 +435,37 @@ async fn connection(state: SimState, mut socket: WebSocket, cookie: Option<Strin
 
 impl SimState {
     fn socket_opened(&self, meeting_id: &str, user_id: &str) {
-        *self
-            .lock()
+        self.lock()
             .sockets
             .entry((meeting_id.to_owned(), user_id.to_owned()))
-            .or_default() += 1;
+            .or_default()
+            .0 += 1;
     }
 
-    /// The last socket of a user gone: after the grace period, the user leaves (and a meeting
-    /// left to bots ends a minute later, as BBB's bots do not keep a meeting alive).
+    /// The last socket of a user gone: after the grace period, unless a socket came back in
+    /// the meantime (even one that closed again since: its own timer decides), the user
+    /// leaves. A meeting left to bots ends a minute later, as BBB's bots do not keep a meeting
+    /// alive.
     fn socket_closed(&self, meeting_id: &str, user_id: &str) {
         let key = (meeting_id.to_owned(), user_id.to_owned());
-        let last = {
+        let generation = {
             let mut inner = self.lock();
-            let count = inner.sockets.entry(key.clone()).or_default();
-            *count = count.saturating_sub(1);
-            *count == 0
+            let entry = inner.sockets.entry(key.clone()).or_default();
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 > 0 {
+                return;
+            }
+            entry.1 += 1;
+            entry.1
         };
-        if !last {
-            return;
-        }
         let state = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(GRACE).await;
-            let still_gone = state.lock().sockets.get(&key).is_none_or(|n| *n == 0);
+            let still_gone = state
+                .lock()
+                .sockets
+                .get(&key)
+                .is_none_or(|(open, closed)| *open == 0 && *closed == generation);
             if still_gone {
                 state.leave(&key.0, &key.1);
             }

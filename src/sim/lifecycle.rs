@@ -140,11 +140,23 @@ impl SimState {
     }
 
     /// Stores a public chat message and tells the hooks.
-    pub(crate) fn chat_message(&self, inner: &mut Inner, meeting_id: &str, message: ChatMessage) {
+    pub(crate) fn chat_message(
+        &self,
+        inner: &mut Inner,
+        meeting_id: &str,
+        mut message: ChatMessage,
+    ) {
         let Some(meeting) = inner.meetings.get_mut(meeting_id) else {
             return;
         };
-        let id = format!("{}-{}", message.time_ms, super::state::random_alnum(8));
+        // Strictly increasing times (the chat stream's cursor is a time) and a stable id.
+        if let Some(last) = meeting.chat.last() {
+            message.time_ms = message.time_ms.max(last.time_ms + 1);
+        }
+        if message.id.is_empty() {
+            message.id = format!("{}-{}", message.time_ms, super::state::random_alnum(8));
+        }
+        let id = message.id.clone();
         let attributes = json!({
             "meeting": meeting_ref(meeting),
             "chat-message": {
@@ -182,10 +194,13 @@ impl SimState {
         else {
             return false;
         };
-        let user = meeting.users.remove(index);
+        let mut user = meeting.users.remove(index);
         if meeting.presenter.as_deref() == Some(user.internal_id.as_str()) {
             meeting.presenter = None;
         }
+        user.client_joined = false;
+        user.camera = None;
+        meeting.departed.push(user.clone());
         if meeting.ever_joined && meeting.humans() == 0 && meeting.empty_since.is_none() {
             meeting.empty_since = Some(now_ms());
         }

@@ -332,7 +332,7 @@ async fn generate_video(dir: PathBuf) -> Result<PathBuf, String> {
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let partial = dir.join(format!("{VIDEO_FILE}.{}.part", std::process::id()));
+    let partial = dir.join(format!("{VIDEO_FILE}.{}.part", random_alnum(12)));
     let pipeline = format!(
         "videotestsrc num-buffers=125 pattern=smpte ! video/x-raw,width=320,height=180,framerate=25/1,format=I420 \
          ! timeoverlay ! x264enc speed-preset=ultrafast key-int-max=25 ! video/x-h264,profile=constrained-baseline \

@@ -173,6 +173,7 @@ impl SimState {
                 let index = find(&meeting.users, name)?;
                 let sender = &meeting.users[index];
                 let message = ChatMessage {
+                    id: String::new(),
                     sender_id: sender.internal_id.clone(),
                     sender_name: sender.full_name.clone(),
                     message: text.clone(),

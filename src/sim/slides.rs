@@ -43,7 +43,10 @@ async fn png(dir: PathBuf, page: u32) -> Result<PathBuf, String> {
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let partial = dir.join(format!("slide-{page}.png.{}.part", std::process::id()));
+    let partial = dir.join(format!(
+        "slide-{page}.png.{}.part",
+        super::state::random_alnum(12)
+    ));
     let pipeline = format!(
         "videotestsrc num-buffers=1 pattern=solid-color foreground-color=0xff2c4a6e \
          ! video/x-raw,width={WIDTH},height={HEIGHT} ! textoverlay text=\"Slide {page} / {PAGES}\" \

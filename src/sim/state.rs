@@ -87,6 +87,9 @@ pub struct SimScreenshare {
 /// A public chat message.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct ChatMessage {
+    /// Stable id (BBB's `messageId`); given when the message is stored.
+    #[serde(default)]
+    pub id: String,
     pub sender_id: String,
     pub sender_name: String,
     pub message: String,
@@ -112,6 +115,10 @@ pub struct SimMeeting {
     pub documents: Vec<String>,
     pub users: Vec<SimUser>,
     pub chat: Vec<ChatMessage>,
+    /// Users removed from the meeting: their session still authenticates (as in BBB) and
+    /// `userJoinMeeting` brings them back.
+    #[serde(skip)]
+    pub departed: Vec<SimUser>,
     /// Internal id of the presenter.
     pub presenter: Option<String>,
     pub screenshare: Option<SimScreenshare>,
@@ -220,8 +227,9 @@ pub(crate) struct Inner {
     pub deliveries: Vec<Delivery>,
     /// API calls received, by name (checksum refusals included).
     pub calls: BTreeMap<String, u64>,
-    /// Open GraphQL sockets by (meeting id, internal user id).
-    pub sockets: HashMap<(String, String), u32>,
+    /// Open GraphQL sockets by (meeting id, internal user id), with the number of times the
+    /// count fell to zero (a grace timer only removes the user if it has not changed since).
+    pub sockets: HashMap<(String, String), (u32, u64)>,
 }
 
 /// Shared simulator state.

@@ -161,7 +161,7 @@ async fn the_bot_follows_the_meeting_and_chats_both_ways() {
     assert!(state.cameras.is_empty() && state.screenshare.is_none());
 
     // The slide image is real, and fetched once.
-    let cache = amphi::client::slides::SlideCache::new(None);
+    let cache = amphi::client::slides::SlideCache::new(bot.session_cookie());
     let slide = state.slide.clone().unwrap();
     let image = cache.image(&slide).await.unwrap();
     assert_eq!(image.content_type, "image/png");
@@ -401,4 +401,45 @@ async fn tokens_and_cookies_stay_out_of_the_logs() {
         );
     }
     assert!(!logs.contains("JSESSIONID="), "the cookie reached the logs");
+}
+
+#[tokio::test]
+async fn the_simulator_wants_the_cookie_and_the_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let id = "0105-auth";
+    let (sim, api) = setup(id).await;
+    let joined = api
+        .join_bot(&amphi::bbb::JoinParams {
+            meeting_id: id.into(),
+            full_name: "Live stream".into(),
+            role: amphi::bbb::Role::Moderator,
+            user_id: None,
+            create_time: None,
+            avatar_url: None,
+            bot: true,
+        })
+        .await
+        .unwrap();
+    let url = format!("ws://{}/graphql", sim.addr);
+    // The right session token with another session's cookie: 4403.
+    let session = Session::new(
+        Credentials {
+            session_token: joined.session_token.clone(),
+            auth_token: joined.auth_token.clone(),
+            client_session_uuid: "uuid".into(),
+        },
+        "2026-11-27T10:00:00Z",
+    );
+    let bot = bot::start_session(url.clone(), Some("NOTTHECOOKIE".into()), session);
+    let stopped = tokio::time::timeout(PATIENCE, bot.finished())
+        .await
+        .unwrap();
+    assert!(
+        matches!(stopped, StopReason::Unauthorized(_)),
+        "{stopped:?}"
+    );
+    // Without the subprotocol, no WebSocket at all.
+    let request = url.as_str().into_client_request().unwrap();
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(refused.is_err(), "a plain WebSocket is refused");
 }
