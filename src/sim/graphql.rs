@@ -28,21 +28,8 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    use axum::response::IntoResponse;
-    let offered = headers
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim() == protocol::SUBPROTOCOL);
-    if !offered {
-        // The middleware speaks graphql-transport-ws only.
-        return (
-            axum::http::StatusCode::BAD_REQUEST,
-            "graphql-transport-ws only\n",
-        )
-            .into_response();
-    }
+    // Like bbb-graphql-middleware (coder/websocket), graphql-transport-ws is the subprotocol
+    // chosen when offered; an upgrade that offers none is not refused.
     let cookie = crate::web::cookies::get(&headers, "JSESSIONID");
     ws.protocols([protocol::SUBPROTOCOL])
         .max_message_size(protocol::MAX_FRAME_BYTES)
