@@ -93,6 +93,15 @@ pub enum Command {
         /// A scenario (JSON) played in each meeting from its creation: see docs/ref/simulator.md.
         #[arg(long, value_name = "FILE")]
         scenario: Option<std::path::PathBuf>,
+        /// SFU fault: answer this many media `start`s with 2201 (MEDIA_NOT_FOUND).
+        #[arg(long, default_value_t = 0, value_name = "COUNT")]
+        sfu_refuse: u32,
+        /// SFU fault: stall ICE for this many media sessions (offer without candidates).
+        #[arg(long, default_value_t = 0, value_name = "COUNT")]
+        sfu_stall_ice: u32,
+        /// SFU fault: send a message with an unknown id before each startResponse.
+        #[arg(long)]
+        sfu_unknown_messages: bool,
     },
     /// Show or check configuration files.
     Config {
@@ -223,6 +232,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             media_dir,
             hook_checksum,
             scenario,
+            sfu_refuse,
+            sfu_stall_ice,
+            sfu_unknown_messages,
         } => {
             logging::init(&crate::config::LogConfig::default());
             let algorithm = |name: &str| {
@@ -249,6 +261,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         crate::sim::scenario::Scenario::load(path).map_err(anyhow::Error::msg)?,
                     ),
                     None => None,
+                },
+                sfu: crate::sim::SfuFaults {
+                    refuse_not_found: sfu_refuse,
+                    stall_ice: sfu_stall_ice,
+                    unknown_messages: sfu_unknown_messages,
                 },
                 ..Default::default()
             };

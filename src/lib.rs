@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod bbb;
+pub mod bridge;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -384,6 +384,36 @@ pub fn modules_body(documents: &[Document]) -> String {
 
 #[async_trait::async_trait]
 impl BbbApi for Client {
+    async fn stuns(
+        &self,
+        session_token: &Redacted<String>,
+        cookie: Option<&Redacted<String>>,
+    ) -> Result<super::IceServers, Error> {
+        let mut url = url::Url::parse(&format!("{}/stuns", self.api_url.trim_end_matches('/')))
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("sessionToken", session_token.expose());
+        self.retrying("stuns", Retry::Idempotent, || async {
+            let mut request = self.http.get(url.as_str());
+            if let Some(cookie) = cookie {
+                request = request.header("Cookie", format!("JSESSIONID={}", cookie.expose()));
+            }
+            let response = request.send().await.map_err(|e| {
+                if e.is_timeout() {
+                    Error::Timeout
+                } else {
+                    Error::Transport(describe_transport(&e))
+                }
+            })?;
+            if !response.status().is_success() {
+                return Err(Error::Http(response.status().as_u16()));
+            }
+            let text = read_capped(response).await?;
+            super::IceServers::parse(&text)
+        })
+        .await
+    }
+
     async fn api_version(&self) -> Result<xml::ApiVersion, Error> {
         self.retrying("api root", Retry::Idempotent, || async {
             let response = self.http.get(&self.api_url).send().await.map_err(|e| {

@@ -172,6 +172,60 @@ pub trait BbbApi: Send + Sync {
     ) -> Result<(xml::HookCreated, bool), Error>;
     async fn hooks_destroy(&self, hook_id: &str) -> Result<bool, Error>;
     async fn hooks_list(&self, meeting_id: Option<&str>) -> Result<Vec<xml::Hook>, Error>;
+    /// `stuns?sessionToken=` (session-based, with the join's cookie): the STUN and TURN
+    /// servers the bot's media connections should use.
+    async fn stuns(
+        &self,
+        session_token: &Redacted<String>,
+        cookie: Option<&Redacted<String>>,
+    ) -> Result<IceServers, Error>;
+}
+
+/// The answer of `stuns`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServers {
+    #[serde(default)]
+    pub stun_servers: Vec<StunServer>,
+    #[serde(default)]
+    pub turn_servers: Vec<TurnServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StunServer {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct TurnServer {
+    pub url: String,
+    #[serde(default)]
+    pub username: String,
+    /// A short-lived credential: kept out of logs.
+    #[serde(default)]
+    pub password: Redacted<String>,
+}
+
+impl IceServers {
+    /// Reads `stuns`' JSON; `{"returncode":"FAILED","message":…}` is a typed error.
+    pub fn parse(body: &str) -> Result<Self, Error> {
+        if body.len() > xml::MAX_RESPONSE_BYTES {
+            return Err(Error::Parse("the answer is too large".into()));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| Error::Parse(e.to_string()))?;
+        if value.get("returncode").and_then(|r| r.as_str()) == Some("FAILED") {
+            let message = value
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default();
+            return Err(Error::Api {
+                key: MessageKey::InvalidSession,
+                message: message.to_owned(),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| Error::Parse(e.to_string()))
+    }
 }
 
 /// Pod's Scalelite workaround, done once: when `create` fails because the server is in a

@@ -5,17 +5,21 @@
 mod api;
 mod graphql;
 mod lifecycle;
+pub mod media;
 mod outbox;
 mod recordings;
 pub mod scenario;
+mod sfu;
 pub mod slides;
+pub mod stamp;
 mod state;
 mod xml;
 
 pub use outbox::{Delivery, DeliveryKind};
 pub use recordings::VIDEO_FILE;
 pub use state::{
-    ChatMessage, EndReason, EndedMeeting, SimFormat, SimMeeting, SimOptions, SimRecording, SimState,
+    ChatMessage, EndReason, EndedMeeting, SfuFaults, SimFormat, SimMeeting, SimOptions,
+    SimRecording, SimState,
 };
 
 use axum::Router;
@@ -47,6 +51,8 @@ pub fn router(state: SimState) -> Router {
             post(api::sim_recording),
         )
         .route("/graphql", get(graphql::upgrade))
+        .route("/bbb-webrtc-sfu", get(sfu::upgrade))
+        .route("/bigbluebutton/api/stuns", get(sfu::stuns))
         .route(
             "/bigbluebutton/presentation/{meeting}/{again}/{presentation}/{kind}/{page}",
             get(slides::page),

@@ -51,6 +51,8 @@ pub enum Event {
     End,
     /// Closes every GraphQL socket of the meeting at once (fault injection).
     DropSockets,
+    /// Closes every SFU socket of the meeting at once (fault injection).
+    DropMediaSockets,
 }
 
 fn viewer() -> String {
@@ -190,6 +192,11 @@ impl SimState {
             Event::DropSockets => {
                 drop(inner);
                 let _ = self.changes.send(format!("!drop:{meeting_id}"));
+                return Ok(());
+            }
+            Event::DropMediaSockets => {
+                drop(inner);
+                let _ = self.changes.send(format!("!dropsfu:{meeting_id}"));
                 return Ok(());
             }
         }

@@ -32,6 +32,20 @@ pub struct SimOptions {
     pub hook_checksum: ChecksumAlgorithm,
     /// Played in the meetings it names (or in every meeting) from their creation.
     pub scenario: Option<super::scenario::Scenario>,
+    /// Faults the SFU injects.
+    pub sfu: SfuFaults,
+}
+
+/// Faults of the simulator's SFU, for tests of amphi's recovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SfuFaults {
+    /// Answer this many `start`s with error 2201 (MEDIA_NOT_FOUND) before serving.
+    pub refuse_not_found: u32,
+    /// Offer this many sessions without candidates and ignore their answer: ICE never
+    /// completes.
+    pub stall_ice: u32,
+    /// Send a message with an id the SFU never uses before each `startResponse`.
+    pub unknown_messages: bool,
 }
 
 impl Default for SimOptions {
@@ -47,6 +61,7 @@ impl Default for SimOptions {
             media_dir: None,
             hook_checksum: ChecksumAlgorithm::Sha1,
             scenario: None,
+            sfu: SfuFaults::default(),
         }
     }
 }
@@ -230,6 +245,9 @@ pub(crate) struct Inner {
     /// Open GraphQL sockets by (meeting id, internal user id), with the number of times the
     /// count fell to zero (a grace timer only removes the user if it has not changed since).
     pub sockets: HashMap<(String, String), (u32, u64)>,
+    /// SFU faults still to inject: `start`s refused with 2201, sessions whose ICE stalls.
+    pub sfu_refusals: u32,
+    pub sfu_stalls: u32,
 }
 
 /// Shared simulator state.
@@ -250,6 +268,8 @@ impl SimState {
     pub fn new(options: SimOptions, base_url: String) -> Self {
         let inner = Inner {
             fail_next: options.fail_next,
+            sfu_refusals: options.sfu.refuse_not_found,
+            sfu_stalls: options.sfu.stall_ice,
             next_hook_id: 1,
             ..Inner::default()
         };
@@ -310,6 +330,14 @@ impl SimState {
     /// meeting).
     pub fn call_count(&self, call: &str) -> u64 {
         self.lock().calls.get(call).copied().unwrap_or(0)
+    }
+
+    /// Makes the next `refusals` SFU `start`s fail with 2201 and the next `stalls` sessions
+    /// stall their ICE.
+    pub fn inject_sfu_faults(&self, refusals: u32, stalls: u32) {
+        let mut inner = self.lock();
+        inner.sfu_refusals = refusals;
+        inner.sfu_stalls = stalls;
     }
 
     /// Makes the next `count` API calls fail with HTTP 503.

@@ -20,4 +20,5 @@ mod meetings_db;
 mod proxy;
 mod redaction;
 mod screenshots;
+mod sfu_session;
 mod web_auth;
