@@ -121,16 +121,19 @@ impl Source {
         Ok(Self { pipeline, encoder })
     }
 
-    /// Makes the encoder send a keyframe now (the receiver sent a PLI).
-    pub fn force_keyframe(&self) {
-        if let Some(encoder) = &self.encoder {
-            let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-                .all_headers(true)
-                .build();
-            if let Some(pad) = encoder.static_pad("src") {
-                pad.send_event(event);
-            }
-        }
+    /// The video encoder, to ask it for keyframes ([`force_keyframe`]).
+    pub fn encoder(&self) -> Option<gst::Element> {
+        self.encoder.clone()
+    }
+}
+
+/// Makes a video encoder send a keyframe now (the receiver sent a PLI).
+pub fn force_keyframe(encoder: &gst::Element) {
+    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(true)
+        .build();
+    if let Some(pad) = encoder.static_pad("src") {
+        pad.send_event(event);
     }
 }
 

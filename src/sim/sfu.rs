@@ -6,7 +6,7 @@
 //! its stream goes away. Faults come from [`super::SfuFaults`] and the `drop_media_sockets`
 //! event. Also `GET /bigbluebutton/api/stuns` (session-based, no checksum).
 
-use super::media::{Pattern, Source};
+use super::media::{Pattern, Source, force_keyframe};
 use super::state::SimState;
 use crate::bridge::sfu::peer;
 use crate::bridge::sfu::protocol::{ClientMessage, MAX_FRAME_BYTES};
@@ -16,17 +16,24 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet as Intercepted, Slot, StreamInfo, TaggedPacket,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::sansio::Protocol;
 use rtc::shared::marshal::Unmarshal;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -205,7 +212,7 @@ async fn connection(state: SimState, caller: Caller, mut socket: WebSocket) {
                     Note::Connected(key) => {
                         if let Some(viewer) = viewers.get_mut(&key) && viewer.playing.is_empty() {
                             for (pattern, track, ssrc) in &viewer.tracks {
-                                match play(*pattern, Arc::clone(track), *ssrc) {
+                                match play(&state, *pattern, Arc::clone(track), *ssrc) {
                                     Ok(playing) => viewer.playing.push(playing),
                                     Err(e) => tracing::warn!(error = %e, "simulator: test media failed"),
                                 }
@@ -457,6 +464,8 @@ async fn offer(
     notes: mpsc::UnboundedSender<Note>,
 ) -> Result<(Viewer, String), String> {
     let (engine, registry) = peer::engine()?;
+    // Last in the chain, after NACK and reports have read what they need.
+    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
     let settings = peer::PeerSettings {
         udp_addrs: vec!["127.0.0.1:0".to_owned()],
         ..peer::PeerSettings::default()
@@ -538,8 +547,10 @@ fn rand_u16() -> u16 {
     u16::from_be_bytes(bytes)
 }
 
-/// Starts a test source and a task writing its packets to the track.
+/// Starts a test source and a task writing its packets to the track (and forcing a
+/// keyframe when the receiver asks for one).
 fn play(
+    state: &SimState,
     pattern: Pattern,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
@@ -547,7 +558,24 @@ fn play(
     let (tx, mut rx) = mpsc::channel::<Bytes>(512);
     let source = Source::start(pattern, tx)?;
     let payload_type = if pattern == Pattern::Tone { 111 } else { 96 };
+    let feedback = Arc::clone(&track);
+    let encoder = source.encoder();
+    let counter = Arc::clone(&state.keyframe_requests);
+    let requests = tokio::spawn(async move {
+        while let Some(event) = feedback.poll().await {
+            let TrackLocalEvent::OnRtcpPacket(packets) = event else {
+                continue;
+            };
+            if packets.iter().any(|p| asks_keyframe(p.as_ref())) {
+                if let Some(encoder) = &encoder {
+                    force_keyframe(encoder);
+                }
+                counter.send_modify(|n| *n += 1);
+            }
+        }
+    });
     let writer = tokio::spawn(async move {
+        let _requests = AbortOnDrop(requests);
         while let Some(bytes) = rx.recv().await {
             let Ok(mut packet) = rtc::rtp::Packet::unmarshal(&mut &bytes[..]) else {
                 continue;
@@ -560,4 +588,70 @@ fn play(
         }
     });
     Ok((source, writer))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn asks_keyframe(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+/// Hands keyframe requests to the application: the stock interceptors consume inbound RTCP,
+/// so without this the sender's tracks would never hear a PLI.
+#[derive(Default)]
+struct KeyframeRequests {
+    inbound: VecDeque<TaggedPacket>,
+    outbound: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+        if let Intercepted::Rtcp(packets) = &message.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| asks_keyframe(p.as_ref()))
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            message.message.packet = Intercepted::Rtcp(wanted);
+            message.message.add(Attribute::DeliverToApplication);
+        }
+        self.inbound.push_back(message);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.inbound.pop_front()
+    }
+
+    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        self.outbound.push_back(message);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.outbound.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }

@@ -262,6 +262,8 @@ pub struct SimState {
     pub(crate) media: Arc<tokio::sync::OnceCell<Result<PathBuf, String>>>,
     /// Wakes the GraphQL connections of a meeting (its id) when something changed.
     pub(crate) changes: broadcast::Sender<String>,
+    /// Keyframe requests (PLI, FIR) the SFU's senders received, in total.
+    pub(crate) keyframe_requests: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl SimState {
@@ -284,6 +286,7 @@ impl SimState {
             delivered,
             media: Arc::new(tokio::sync::OnceCell::new()),
             changes: broadcast::channel(4096).0,
+            keyframe_requests: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -330,6 +333,11 @@ impl SimState {
     /// meeting).
     pub fn call_count(&self, call: &str) -> u64 {
         self.lock().calls.get(call).copied().unwrap_or(0)
+    }
+
+    /// Counts the keyframe requests (PLI, FIR) the SFU's senders received; tests wait on it.
+    pub fn keyframe_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.keyframe_requests.subscribe()
     }
 
     /// Makes the next `refusals` SFU `start`s fail with 2201 and the next `stalls` sessions

@@ -7,6 +7,7 @@ mod bbb_callbacks;
 mod bbb_client;
 mod bbb_fixtures;
 mod bot;
+mod bridge;
 mod cli;
 mod config;
 mod db;

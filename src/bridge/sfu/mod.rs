@@ -36,6 +36,49 @@ pub struct SfuConfig {
     pub timing: Timing,
 }
 
+impl SfuConfig {
+    /// The configuration for a bot that joined with `session_token` and `cookie`: the SFU's
+    /// address next to the API, and the STUN/TURN servers `stuns` gives that session.
+    pub async fn discover(
+        api: &dyn crate::bbb::BbbApi,
+        api_url: &str,
+        session_token: Redacted<String>,
+        cookie: Option<Redacted<String>>,
+        identity: Identity,
+        udp_addrs: Vec<String>,
+    ) -> Result<Self, crate::bbb::Error> {
+        let url = sfu_url(api_url).ok_or_else(|| {
+            crate::bbb::Error::Transport("the BBB API address is not http(s)".to_owned())
+        })?;
+        let servers = api.stuns(&session_token, cookie.as_ref()).await?;
+        let mut ice_servers: Vec<IceServer> = servers
+            .stun_servers
+            .into_iter()
+            .map(|s| IceServer {
+                urls: vec![s.url],
+                ..IceServer::default()
+            })
+            .collect();
+        ice_servers.extend(servers.turn_servers.into_iter().map(|t| IceServer {
+            urls: vec![t.url],
+            username: t.username,
+            credential: t.password.expose().clone(),
+        }));
+        Ok(Self {
+            url,
+            session_token,
+            cookie,
+            identity,
+            peer: PeerSettings {
+                udp_addrs,
+                ice_servers,
+                ..PeerSettings::default()
+            },
+            timing: Timing::default(),
+        })
+    }
+}
+
 /// The SFU's address on the BBB server whose API is at `api_url`.
 pub fn sfu_url(api_url: &str) -> Option<String> {
     let mut url = url::Url::parse(api_url).ok()?;

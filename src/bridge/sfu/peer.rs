@@ -13,7 +13,7 @@ use rtc::shared::marshal::Marshal;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -220,7 +220,8 @@ pub struct Receiver {
     pc: Arc<dyn PeerConnection>,
     pub events: mpsc::UnboundedReceiver<PeerEvent>,
     readers: Vec<tokio::task::JoinHandle<()>>,
-    keyframe: Arc<Notify>,
+    /// Bumped to ask every video track for a keyframe.
+    keyframe: Arc<watch::Sender<u64>>,
     tracks_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -256,7 +257,7 @@ impl Receiver {
                 return Err(e);
             }
         };
-        let keyframe = Arc::new(Notify::new());
+        let keyframe = Arc::new(watch::channel(0u64).0);
         let wake = Arc::clone(&keyframe);
         let tracks_task = tokio::spawn(async move {
             let mut readers = Vec::new();
@@ -264,7 +265,7 @@ impl Receiver {
                 readers.push(tokio::spawn(read_track(
                     track,
                     items.clone(),
-                    Arc::clone(&wake),
+                    wake.subscribe(),
                 )));
             }
             for reader in readers {
@@ -295,7 +296,7 @@ impl Receiver {
 
     /// Asks every video track's sender for a keyframe.
     pub fn request_keyframe(&self) {
-        self.keyframe.notify_waiters();
+        self.keyframe.send_modify(|n| *n += 1);
     }
 
     pub async fn close(mut self) {
@@ -312,7 +313,11 @@ impl Receiver {
 /// How often a PLI is repeated until the first keyframe arrives.
 const PLI_UNTIL_KEYFRAME: Duration = Duration::from_secs(1);
 
-async fn read_track(track: Arc<dyn TrackRemote>, items: mpsc::Sender<Item>, keyframe: Arc<Notify>) {
+async fn read_track(
+    track: Arc<dyn TrackRemote>,
+    items: mpsc::Sender<Item>,
+    mut keyframe: watch::Receiver<u64>,
+) {
     let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
     let kind = match track.kind().await {
         RtpCodecKind::Video => TrackKind::Video,
@@ -334,7 +339,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, items: mpsc::Sender<Item>, keyf
         }
         let event = tokio::select! {
             event = track.poll() => event,
-            () = keyframe.notified(), if kind == TrackKind::Video => {
+            Ok(()) = keyframe.changed(), if kind == TrackKind::Video => {
                 waiting_keyframe = true;
                 last_pli = None;
                 continue;
