@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod hls;
 pub mod logging;
 pub mod mail;
 pub mod meetings;

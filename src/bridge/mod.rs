@@ -153,8 +153,10 @@ impl Subscription {
         let _ = self.control.try_send(Control::Keyframe);
     }
 
-    /// Stops receiving and waits until the SFU was told.
+    /// Stops receiving and waits until the SFU was told. Items not yet read are dropped.
     pub async fn unsubscribe(mut self) {
+        // Closed first, so the task never waits for room in a queue nobody reads any more.
+        self.items.close();
         let _ = self.control.send(Control::Stop).await;
         if let Some(task) = self.task.take() {
             let _ = task.await;

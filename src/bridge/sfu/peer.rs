@@ -23,11 +23,29 @@ use webrtc::peer_connection::{
 };
 
 /// A STUN or TURN server (from BBB's `stuns`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct IceServer {
     pub urls: Vec<String>,
     pub username: String,
+    /// A short-lived TURN password: never shown by `Debug`.
     pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field(
+                "credential",
+                &if self.credential.is_empty() {
+                    ""
+                } else {
+                    "[redacted]"
+                },
+            )
+            .finish()
+    }
 }
 
 /// Where the peer listens and which servers help it through NATs.

@@ -1,0 +1,125 @@
+//! The in-memory (LL-)HLS origin: renditions fed by the live pipeline (`origin`), playlists
+//! rendered by pure functions (`playlist`), and the HTTP handlers students' players and CDNs
+//! call (`http`). Nothing touches the disk.
+
+pub mod http;
+pub mod origin;
+pub mod playlist;
+
+pub use origin::{Position, Rendition, Wait, WindowConfig};
+pub use playlist::Variant;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+/// The audio of a live, as announced in the multivariant playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    /// Its rendition's name (`audio`).
+    pub name: String,
+    /// `mp4a.40.2`.
+    pub codecs: String,
+    pub bandwidth: u64,
+}
+
+/// One live's renditions.
+#[derive(Debug)]
+pub struct Live {
+    pub slug: String,
+    pub variants: Vec<Variant>,
+    pub audio: AudioInfo,
+    renditions: HashMap<String, Arc<Rendition>>,
+}
+
+impl Live {
+    /// A live with one rendition per video variant plus the audio one.
+    pub fn new(slug: &str, variants: Vec<Variant>, audio: AudioInfo, window: WindowConfig) -> Self {
+        let mut renditions = HashMap::new();
+        for name in variants
+            .iter()
+            .map(|v| v.name.clone())
+            .chain([audio.name.clone()])
+        {
+            renditions.insert(name.clone(), Arc::new(Rendition::new(&name, window)));
+        }
+        Self {
+            slug: slug.to_owned(),
+            variants,
+            audio,
+            renditions,
+        }
+    }
+
+    pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
+        self.renditions.get(name).cloned()
+    }
+
+    pub fn renditions(&self) -> impl Iterator<Item = &Arc<Rendition>> {
+        self.renditions.values()
+    }
+
+    /// The multivariant playlist.
+    pub fn multivariant(&self) -> String {
+        playlist::render_multivariant(
+            &self.variants,
+            &self.audio.name,
+            &self.audio.codecs,
+            self.audio.bandwidth,
+        )
+    }
+
+    /// Marks every rendition ended (`EXT-X-ENDLIST`).
+    pub fn end(&self) {
+        for rendition in self.renditions.values() {
+            rendition.end();
+        }
+    }
+
+    /// The capture restarted: each rendition marks its next segment as a discontinuity.
+    pub fn discontinuity(&self) {
+        for rendition in self.renditions.values() {
+            rendition.discontinuity();
+        }
+    }
+}
+
+/// Lives served, and slugs of lives removed.
+type Registry = (HashMap<String, Arc<Live>>, HashSet<String>);
+
+/// Every live served, by slug; lives that were removed answer 410 Gone.
+#[derive(Debug, Clone, Default)]
+pub struct Lives {
+    inner: Arc<RwLock<Registry>>,
+}
+
+/// What a slug is.
+pub enum Lookup {
+    Live(Arc<Live>),
+    Gone,
+    Unknown,
+}
+
+impl Lives {
+    pub fn insert(&self, live: Arc<Live>) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.1.remove(&live.slug);
+        inner.0.insert(live.slug.clone(), live);
+    }
+
+    /// Stops serving a live; its URLs answer 410 from now on.
+    pub fn remove(&self, slug: &str) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if inner.0.remove(slug).is_some() {
+            inner.1.insert(slug.to_owned());
+        }
+    }
+
+    pub fn lookup(&self, slug: &str) -> Lookup {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        match inner.0.get(slug) {
+            Some(live) => Lookup::Live(Arc::clone(live)),
+            None if inner.1.contains(slug) => Lookup::Gone,
+            None => Lookup::Unknown,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The in-memory origin of one rendition: a sliding window of CMAF segments made of parts
+//! (zero-copy `Bytes`), init segments per capture generation, and waits that wake exactly
+//! when the part they want exists. A waiting request registers a `Notify` under the position
+//! it wants and sleeps: thousands of them cost memory, not CPU, and each publication wakes
+//! only those it satisfies.
+
+use super::playlist::{MediaPlaylist, PartInfo, SegmentInfo};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Where a rendition's live edge is: the last part published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub msn: u64,
+    pub part: usize,
+}
+
+/// How a rendition is cut and kept.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowConfig {
+    /// Target segment length in whole seconds.
+    pub target_duration: u32,
+    /// Seconds.
+    pub part_target: f64,
+    /// Complete segments kept.
+    pub segments: usize,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            target_duration: 1,
+            part_target: 0.25,
+            segments: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Part {
+    data: Bytes,
+    info: PartInfo,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    info: SegmentInfo,
+    parts: Vec<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    segments: VecDeque<Segment>,
+    inits: HashMap<u32, Bytes>,
+    generation: u32,
+    discontinuity_sequence: u64,
+    /// The next segment starts after a capture restart.
+    pending_discontinuity: bool,
+    next_msn: u64,
+    edge: Option<Position>,
+    ended: bool,
+    /// Waiting requests by the position they want.
+    waiters: BTreeMap<Position, Arc<Notify>>,
+    /// Rounded-up longest segment seen: the target duration never shrinks.
+    target_duration: u32,
+}
+
+/// What a wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Ready,
+    /// Not there before the deadline.
+    TimedOut,
+    /// Asked too far ahead (more than two segments past the edge): HTTP 400.
+    TooFar,
+}
+
+/// One rendition's window.
+#[derive(Debug)]
+pub struct Rendition {
+    pub name: String,
+    config: WindowConfig,
+    state: Mutex<State>,
+}
+
+impl Rendition {
+    pub fn new(name: &str, config: WindowConfig) -> Self {
+        Self {
+            name: name.to_owned(),
+            config,
+            state: Mutex::new(State {
+                target_duration: config.target_duration,
+                ..State::default()
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new init segment (ftyp+moov): segments from now on use it.
+    pub fn push_init(&self, data: Bytes) {
+        let mut state = self.lock();
+        state.generation += 1;
+        let generation = state.generation;
+        state.inits.insert(generation, data);
+    }
+
+    /// The capture restarted: the next segment is marked `EXT-X-DISCONTINUITY`.
+    pub fn discontinuity(&self) {
+        self.lock().pending_discontinuity = true;
+    }
+
+    /// Publishes a part; `new_segment` closes the current segment and starts the next one.
+    /// Returns its position.
+    pub fn push_part(
+        &self,
+        data: Bytes,
+        duration: f64,
+        independent: bool,
+        new_segment: bool,
+        wall_clock_ms: i64,
+    ) -> Position {
+        let mut state = self.lock();
+        let start_new = new_segment || state.segments.back().is_none_or(|s| s.info.complete);
+        if start_new {
+            if let Some(last) = state.segments.back_mut() {
+                last.info.complete = true;
+                let rounded = last.info.duration().round() as u32;
+                state.target_duration = state.target_duration.max(rounded);
+            }
+            let msn = state.next_msn;
+            state.next_msn += 1;
+            let discontinuity = std::mem::take(&mut state.pending_discontinuity) && msn > 0;
+            let init = state.generation;
+            state.segments.push_back(Segment {
+                info: SegmentInfo {
+                    msn,
+                    parts: Vec::new(),
+                    complete: false,
+                    discontinuity,
+                    program_date_time_ms: wall_clock_ms,
+                    init,
+                },
+                parts: Vec::new(),
+            });
+            let complete = state.segments.iter().filter(|s| s.info.complete).count();
+            let excess = complete.saturating_sub(self.config.segments);
+            for _ in 0..excess {
+                if let Some(gone) = state.segments.pop_front()
+                    && gone.info.discontinuity
+                {
+                    state.discontinuity_sequence += 1;
+                }
+            }
+            let oldest_init = state.segments.front().map_or(init, |s| s.info.init);
+            state
+                .inits
+                .retain(|generation, _| *generation >= oldest_init);
+        }
+        let segment = state.segments.back_mut().expect("a segment in progress");
+        let part = Part {
+            data,
+            info: PartInfo {
+                duration,
+                independent,
+            },
+        };
+        segment.info.parts.push(part.info);
+        segment.parts.push(part.data);
+        let position = Position {
+            msn: segment.info.msn,
+            part: segment.parts.len() - 1,
+        };
+        state.edge = Some(position);
+        self.wake(&mut state, position);
+        position
+    }
+
+    /// The live is over: the last segment completes and every waiter is answered.
+    pub fn end(&self) {
+        let mut state = self.lock();
+        if let Some(last) = state.segments.back_mut() {
+            if last.parts.is_empty() {
+                state.segments.pop_back();
+            } else {
+                last.info.complete = true;
+            }
+        }
+        state.ended = true;
+        let waiters = std::mem::take(&mut state.waiters);
+        for notify in waiters.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    fn wake(&self, state: &mut State, edge: Position) {
+        // A segment is complete once the next one has begun, so a wait for "segment M" is a
+        // wait for part 0 of M+1: every key up to the edge is satisfied.
+        let later = state.waiters.split_off(&Position {
+            msn: edge.msn,
+            part: edge.part + 1,
+        });
+        let ready = std::mem::replace(&mut state.waiters, later);
+        for notify in ready.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Waits until `wanted` is published (or the live ends), at most `timeout`.
+    pub async fn wait_for(&self, wanted: Position, timeout: Duration) -> Wait {
+        let notify = {
+            let mut state = self.lock();
+            if state.ended || state.edge.is_some_and(|e| e >= wanted) {
+                return Wait::Ready;
+            }
+            let edge_msn = state.edge.map_or(0, |e| e.msn);
+            if wanted.msn > edge_msn + 2 {
+                return Wait::TooFar;
+            }
+            Arc::clone(state.waiters.entry(wanted).or_default())
+        };
+        let mut notified = pin!(notify.notified());
+        notified.as_mut().enable();
+        // Published between the unlock and `enable`?
+        {
+            let state = self.lock();
+            if state.ended || state.edge.is_some_and(|e| e >= wanted) {
+                return Wait::Ready;
+            }
+        }
+        match tokio::time::timeout(timeout, notified).await {
+            Ok(()) => Wait::Ready,
+            Err(_) => Wait::TimedOut,
+        }
+    }
+
+    /// Waits for a whole segment `msn` (`_HLS_msn` without `_HLS_part`).
+    pub async fn wait_for_segment(&self, msn: u64, timeout: Duration) -> Wait {
+        self.wait_for(
+            Position {
+                msn: msn + 1,
+                part: 0,
+            },
+            timeout,
+        )
+        .await
+    }
+
+    /// The media playlist now.
+    pub fn playlist(&self, skip: bool) -> String {
+        let state = self.lock();
+        let segments: Vec<SegmentInfo> = state.segments.iter().map(|s| s.info.clone()).collect();
+        MediaPlaylist {
+            target_duration: state.target_duration,
+            part_target: self.config.part_target,
+            discontinuity_sequence: state.discontinuity_sequence,
+            segments: &segments,
+            ended: state.ended,
+        }
+        .render(skip)
+    }
+
+    /// An init segment.
+    pub fn init(&self, generation: u32) -> Option<Bytes> {
+        self.lock().inits.get(&generation).cloned()
+    }
+
+    /// A complete segment, as the list of its parts' buffers (no copy).
+    pub fn segment(&self, msn: u64) -> Option<Vec<Bytes>> {
+        let state = self.lock();
+        state
+            .segments
+            .iter()
+            .find(|s| s.info.msn == msn && s.info.complete)
+            .map(|s| s.parts.clone())
+    }
+
+    /// A part.
+    pub fn part(&self, msn: u64, part: usize) -> Option<Bytes> {
+        let state = self.lock();
+        state
+            .segments
+            .iter()
+            .find(|s| s.info.msn == msn)
+            .and_then(|s| s.parts.get(part).cloned())
+    }
+
+    /// The live edge, if anything was published.
+    pub fn edge(&self) -> Option<Position> {
+        self.lock().edge
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.lock().ended
+    }
+
+    /// Requests waiting (for metrics and tests).
+    pub fn waiting(&self) -> usize {
+        self.lock()
+            .waiters
+            .values()
+            .map(|n| Arc::strong_count(n) - 1)
+            .sum()
+    }
+
+    /// The target duration, for wait timeouts (three of them, as the spec suggests).
+    pub fn target_duration(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lock().target_duration))
+    }
+}
