@@ -15,6 +15,7 @@ pub mod demo;
 pub mod hls;
 pub mod logging;
 pub mod mail;
+pub mod media;
 pub mod meetings;
 pub mod redact;
 pub mod server;

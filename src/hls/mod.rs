@@ -29,6 +29,8 @@ pub struct Live {
     pub variants: Vec<Variant>,
     pub audio: AudioInfo,
     renditions: HashMap<String, Arc<Rendition>>,
+    /// Codec strings read from the encoders' output, replacing the announced ones.
+    codecs: RwLock<HashMap<String, String>>,
 }
 
 impl Live {
@@ -47,7 +49,16 @@ impl Live {
             variants,
             audio,
             renditions,
+            codecs: RwLock::default(),
         }
+    }
+
+    /// The codecs a rendition really carries (from its init segment).
+    pub fn set_codecs(&self, rendition: &str, codecs: &str) {
+        self.codecs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rendition.to_owned(), codecs.to_owned());
     }
 
     pub fn rendition(&self, name: &str) -> Option<Arc<Rendition>> {
@@ -60,8 +71,20 @@ impl Live {
 
     /// The multivariant playlist.
     pub fn multivariant(&self) -> String {
+        let known = self.codecs.read().unwrap_or_else(|e| e.into_inner());
+        let variants: Vec<Variant> = self
+            .variants
+            .iter()
+            .map(|v| Variant {
+                codecs: known
+                    .get(&v.name)
+                    .cloned()
+                    .unwrap_or_else(|| v.codecs.clone()),
+                ..v.clone()
+            })
+            .collect();
         playlist::render_multivariant(
-            &self.variants,
+            &variants,
             &self.audio.name,
             &self.audio.codecs,
             self.audio.bandwidth,

@@ -20,7 +20,7 @@ pub struct Position {
 }
 
 /// How a rendition is cut and kept.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WindowConfig {
     /// Target segment length in whole seconds.
     pub target_duration: u32,
@@ -312,5 +312,166 @@ impl Rendition {
     /// The target duration, for wait timeouts (three of them, as the spec suggests).
     pub fn target_duration(&self) -> Duration {
         Duration::from_secs(u64::from(self.lock().target_duration))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendition(segments: usize) -> Rendition {
+        Rendition::new(
+            "720p",
+            WindowConfig {
+                segments,
+                ..WindowConfig::default()
+            },
+        )
+    }
+
+    fn publish(r: &Rendition, parts: usize, first_starts_segment: bool) -> Position {
+        let mut last = Position { msn: 0, part: 0 };
+        for i in 0..parts {
+            last = r.push_part(
+                Bytes::from(vec![i as u8; 10]),
+                0.25,
+                i == 0,
+                first_starts_segment && i == 0,
+                1_795_000_000_000,
+            );
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn a_wait_wakes_exactly_when_its_part_exists() {
+        let r = Arc::new(rendition(10));
+        r.push_init(Bytes::from_static(b"init"));
+        publish(&r, 2, true);
+        assert_eq!(r.edge(), Some(Position { msn: 0, part: 1 }));
+        let waiting = Arc::clone(&r);
+        let waiter = tokio::spawn(async move {
+            waiting
+                .wait_for(Position { msn: 0, part: 3 }, Duration::from_secs(3600))
+                .await
+        });
+        // Registered before anything more is published.
+        while r.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        r.push_part(Bytes::from_static(b"p2"), 0.25, false, false, 0);
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "part 2 does not satisfy a wait for part 3"
+        );
+        assert_eq!(r.waiting(), 1);
+        r.push_part(Bytes::from_static(b"p3"), 0.25, false, false, 0);
+        assert_eq!(waiter.await.unwrap(), Wait::Ready);
+        assert_eq!(r.waiting(), 0);
+        assert_eq!(r.part(0, 3), Some(Bytes::from_static(b"p3")));
+    }
+
+    #[tokio::test]
+    async fn a_segment_is_ready_when_the_next_one_starts() {
+        let r = Arc::new(rendition(10));
+        publish(&r, 4, true);
+        assert_eq!(r.segment(0), None, "still in progress");
+        let waiting = Arc::clone(&r);
+        let waiter =
+            tokio::spawn(
+                async move { waiting.wait_for_segment(0, Duration::from_secs(3600)).await },
+            );
+        while r.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        publish(&r, 1, true);
+        assert_eq!(waiter.await.unwrap(), Wait::Ready);
+        let parts = r.segment(0).unwrap();
+        assert_eq!(parts.len(), 4);
+        assert!(r.playlist(false).contains("#EXTINF:1.00000,\nseg-0.m4s\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_time_out_and_far_futures_are_refused() {
+        let r = rendition(10);
+        publish(&r, 1, true);
+        let far = r
+            .wait_for(Position { msn: 3, part: 0 }, Duration::from_secs(3))
+            .await;
+        assert_eq!(far, Wait::TooFar);
+        let late = r
+            .wait_for(Position { msn: 2, part: 0 }, Duration::from_secs(3))
+            .await;
+        assert_eq!(late, Wait::TimedOut);
+        let now = r
+            .wait_for(Position { msn: 0, part: 0 }, Duration::from_secs(3))
+            .await;
+        assert_eq!(now, Wait::Ready);
+    }
+
+    #[tokio::test]
+    async fn the_end_answers_every_waiter_and_closes_the_playlist() {
+        let r = Arc::new(rendition(10));
+        publish(&r, 3, true);
+        let mut waiters = Vec::new();
+        for part in 3..1003 {
+            let waiting = Arc::clone(&r);
+            waiters.push(tokio::spawn(async move {
+                waiting
+                    .wait_for(
+                        Position {
+                            msn: 1,
+                            part: part % 7,
+                        },
+                        Duration::from_secs(3600),
+                    )
+                    .await
+            }));
+        }
+        while r.waiting() < 1000 {
+            tokio::task::yield_now().await;
+        }
+        r.end();
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), Wait::Ready);
+        }
+        let text = r.playlist(false);
+        assert!(text.ends_with("seg-0.m4s\n#EXT-X-ENDLIST\n"), "{text}");
+        assert!(r.is_ended());
+    }
+
+    #[test]
+    fn the_window_slides_and_counts_discontinuities() {
+        let r = rendition(3);
+        r.push_init(Bytes::from_static(b"init-1"));
+        publish(&r, 4, true);
+        r.discontinuity();
+        r.push_init(Bytes::from_static(b"init-2"));
+        for _ in 0..5 {
+            publish(&r, 4, true);
+        }
+        let text = r.playlist(false);
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        assert!(text.contains("init-2.mp4") && !text.contains("init-1.mp4"));
+        assert_eq!(r.init(1), None, "an init no segment needs is dropped");
+        assert_eq!(r.init(2), Some(Bytes::from_static(b"init-2")));
+        assert_eq!(r.segment(1), None, "out of the window");
+        assert!(r.segment(2).is_some());
+    }
+
+    #[test]
+    fn a_restart_marks_the_next_segment() {
+        let r = rendition(10);
+        r.push_init(Bytes::from_static(b"a"));
+        publish(&r, 4, true);
+        r.discontinuity();
+        r.push_init(Bytes::from_static(b"b"));
+        publish(&r, 2, true);
+        let text = r.playlist(false);
+        let expected = "seg-0.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-2.mp4\"\n";
+        assert!(text.contains(expected), "{text}");
     }
 }

@@ -1,0 +1,208 @@
+//! The live pipeline: one GStreamer pipeline per live, assembled from the description kept
+//! as data in `pipelines/live.pipeline`, that composes the inputs and encodes the output
+//! ladder (720p and 360p H.264, AAC) into CMAF, whose parts go straight into the HLS origin.
+
+pub mod cmaf;
+
+use crate::hls::{AudioInfo, Live, Variant, WindowConfig};
+use gst::prelude::*;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The pipeline description, placeholders unfilled.
+pub const LIVE_PIPELINE: &str = include_str!("../../pipelines/live.pipeline");
+
+/// The output ladder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ladder {
+    pub width: u32,
+    pub height: u32,
+    pub sd_width: u32,
+    pub sd_height: u32,
+    pub fps: u32,
+    pub hd_kbps: u32,
+    pub sd_kbps: u32,
+    pub audio_kbps: u32,
+    /// x264's `speed-preset`.
+    pub preset: String,
+    pub window: WindowConfig,
+}
+
+impl Default for Ladder {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            sd_width: 640,
+            sd_height: 360,
+            fps: 25,
+            hd_kbps: 2500,
+            sd_kbps: 800,
+            audio_kbps: 128,
+            preset: "veryfast".to_owned(),
+            window: WindowConfig::default(),
+        }
+    }
+}
+
+impl Ladder {
+    /// The renditions, named as the pipeline's appsinks (`out-<name>`).
+    pub fn variants(&self) -> Vec<Variant> {
+        vec![
+            Variant {
+                name: "720p".to_owned(),
+                bandwidth: u64::from(self.hd_kbps) * 1100,
+                codecs: "avc1.4d401f".to_owned(),
+                width: self.width,
+                height: self.height,
+                frame_rate: f64::from(self.fps),
+            },
+            Variant {
+                name: "360p".to_owned(),
+                bandwidth: u64::from(self.sd_kbps) * 1100,
+                codecs: "avc1.4d401e".to_owned(),
+                width: self.sd_width,
+                height: self.sd_height,
+                frame_rate: f64::from(self.fps),
+            },
+        ]
+    }
+
+    pub fn audio(&self) -> AudioInfo {
+        AudioInfo {
+            name: "audio".to_owned(),
+            codecs: "mp4a.40.2".to_owned(),
+            bandwidth: u64::from(self.audio_kbps) * 1000,
+        }
+    }
+
+    /// The pipeline description with the settings filled in.
+    pub fn description(&self) -> String {
+        let fragment_ns = u64::from(self.window.target_duration) * 1_000_000_000;
+        let part_ns = (self.window.part_target * 1e9) as u64;
+        let values = [
+            ("{width}", self.width.to_string()),
+            ("{height}", self.height.to_string()),
+            ("{sd_width}", self.sd_width.to_string()),
+            ("{sd_height}", self.sd_height.to_string()),
+            ("{fps}", self.fps.to_string()),
+            // Keyframes on segment boundaries (cmafmux also asks for them).
+            (
+                "{gop}",
+                (self.fps * self.window.target_duration).to_string(),
+            ),
+            ("{hd_kbps}", self.hd_kbps.to_string()),
+            ("{sd_kbps}", self.sd_kbps.to_string()),
+            ("{audio_bps}", (self.audio_kbps * 1000).to_string()),
+            ("{preset}", self.preset.clone()),
+            ("{fragment_ns}", fragment_ns.to_string()),
+            ("{part_ns}", part_ns.to_string()),
+        ];
+        let mut text: String = LIVE_PIPELINE
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (key, value) in values {
+            text = text.replace(key, &value);
+        }
+        text
+    }
+}
+
+/// Registers the statically linked plugins (cmafmux) and starts GStreamer, once.
+pub fn init() -> Result<(), String> {
+    static INIT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        gst::init().map_err(|e| e.to_string())?;
+        gstfmp4::plugin_register_static().map_err(|e| e.to_string())
+    })
+    .clone()
+}
+
+/// What the pipeline reports to the live's task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineEvent {
+    Error(String),
+    Warning(String),
+    /// Every output finished (after [`LivePipeline::finish`]).
+    Finished,
+}
+
+/// A running live pipeline.
+pub struct LivePipeline {
+    pipeline: gst::Pipeline,
+    bus_task: tokio::task::JoinHandle<()>,
+}
+
+impl LivePipeline {
+    /// Builds and starts the pipeline; its parts go to `live`'s renditions.
+    pub fn start(
+        ladder: &Ladder,
+        live: Arc<Live>,
+        slate: &str,
+        events: mpsc::UnboundedSender<PipelineEvent>,
+    ) -> Result<Self, String> {
+        init()?;
+        let pipeline = gst::parse::launch(&ladder.description())
+            .map_err(|e| format!("the live pipeline does not parse: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| "the live pipeline is not a pipeline".to_owned())?;
+        if let Some(overlay) = pipeline.by_name("slate") {
+            overlay.set_property("text", slate);
+        }
+        for rendition in live.renditions() {
+            let sink = pipeline
+                .by_name(&format!("out-{}", rendition.name))
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| format!("the pipeline has no appsink out-{}", rendition.name))?;
+            let audio = rendition.name == live.audio.name;
+            cmaf::feed(sink, Arc::clone(rendition), Arc::clone(&live), audio);
+        }
+        let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
+        let bus_task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut messages = bus.stream();
+            while let Some(message) = messages.next().await {
+                let event = match message.view() {
+                    gst::MessageView::Error(e) => PipelineEvent::Error(format!(
+                        "{}: {}",
+                        e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                        e.error()
+                    )),
+                    gst::MessageView::Warning(w) => PipelineEvent::Warning(format!(
+                        "{}: {}",
+                        w.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                        w.error()
+                    )),
+                    gst::MessageView::Eos(_) => PipelineEvent::Finished,
+                    _ => continue,
+                };
+                let last = matches!(event, PipelineEvent::Finished | PipelineEvent::Error(_));
+                if events.send(event).is_err() || last {
+                    return;
+                }
+            }
+        });
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("the live pipeline does not start: {e}"))?;
+        Ok(Self { pipeline, bus_task })
+    }
+
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.pipeline
+    }
+
+    /// Ends the stream: the outputs drain their last parts (the bus then says `Finished`).
+    pub fn finish(&self) {
+        self.pipeline.send_event(gst::event::Eos::new());
+    }
+}
+
+impl Drop for LivePipeline {
+    fn drop(&mut self) {
+        self.bus_task.abort();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,283 @@
+//! The live pipeline into the HLS origin, for real: the slate is encoded at 720p and 360p
+//! H.264 and AAC, cut by cmafmux into 1 s segments of 250 ms parts, served over HTTP with
+//! LL-HLS blocking reloads, and the segments decode with ffprobe.
+
+use amphi::hls::{self, Live, Lives, Position};
+use amphi::media::{Ladder, LivePipeline, PipelineEvent};
+use gst::prelude::*;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn ladder() -> Ladder {
+    Ladder {
+        // The test shares two cores with the rest of the suite.
+        preset: "ultrafast".to_owned(),
+        fps: 15,
+        ..Ladder::default()
+    }
+}
+
+async fn serve(lives: Lives) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, hls::http::router(lives))
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+/// What ffprobe says about a file: (codec, width) per stream, and the frames it decoded.
+fn probe(path: &std::path::Path) -> (Vec<(String, u64)>, u64) {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg) is installed");
+    assert!(
+        output.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let streams = json["streams"].as_array().unwrap();
+    let kinds = streams
+        .iter()
+        .map(|s| {
+            (
+                s["codec_name"].as_str().unwrap_or_default().to_owned(),
+                s["width"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let frames = streams
+        .iter()
+        .filter_map(|s| s["nb_read_frames"].as_str()?.parse::<u64>().ok())
+        .sum();
+    (kinds, frames)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
+    amphi::install_crypto_provider();
+    let ladder = ladder();
+    let live = Arc::new(Live::new(
+        "physique-101",
+        ladder.variants(),
+        ladder.audio(),
+        ladder.window,
+    ));
+    let lives = Lives::default();
+    lives.insert(Arc::clone(&live));
+    let addr = serve(lives.clone()).await;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let pipeline = LivePipeline::start(
+        &ladder,
+        Arc::clone(&live),
+        "Le webinaire va bientôt commencer",
+        events_tx,
+    )
+    .unwrap();
+
+    // A blocking reload for part 2 of segment 1 comes back once that part exists.
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/live/physique-101/hls");
+    let blocked = http
+        .get(format!("{base}/720p/index.m3u8?_HLS_msn=1&_HLS_part=2"))
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 200);
+    assert_eq!(blocked.headers()["access-control-allow-origin"], "*");
+    let text = blocked.text().await.unwrap();
+    assert!(text.contains("URI=\"part-1.2.m4s\""), "{text}");
+
+    for name in ["720p", "360p", "audio"] {
+        let rendition = live.rendition(name).unwrap();
+        // One segment at a time: a wait more than two segments ahead is refused.
+        for msn in 0..=3 {
+            let waited = rendition.wait_for_segment(msn, PATIENCE).await;
+            assert_eq!(waited, hls::Wait::Ready, "{name} segment {msn}");
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, PipelineEvent::Error(_)), "{event:?}");
+    }
+
+    let master = http
+        .get(format!("{base}/master.m3u8"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        master.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    let master = master.text().await.unwrap();
+    assert!(master.contains("RESOLUTION=1280x720"), "{master}");
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+    assert!(master.contains("CODECS=\"mp4a.40.2\",AUDIO=\"audio\"\naudio/index.m3u8"));
+
+    let dir = tempfile::tempdir().unwrap();
+    for (name, width) in [("720p", 1280u64), ("360p", 640), ("audio", 0)] {
+        let playlist = http
+            .get(format!("{base}/{name}/index.m3u8"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            playlist.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"),
+            "{playlist}"
+        );
+        assert!(playlist.contains("#EXT-X-PART-INF:PART-TARGET=0.25000"));
+        assert!(playlist.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"));
+        for line in playlist.lines() {
+            if let Some(value) = line.strip_prefix("#EXTINF:") {
+                let seconds: f64 = value.trim_end_matches(',').parse().unwrap();
+                assert!(
+                    (0.5..=1.5).contains(&seconds),
+                    "{name}: segment of {seconds} s"
+                );
+            }
+            if let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") {
+                let seconds: f64 = rest.split(',').next().unwrap().parse().unwrap();
+                assert!(
+                    seconds > 0.0 && seconds <= 0.5,
+                    "{name}: part of {seconds} s"
+                );
+            }
+        }
+        let init = http
+            .get(format!("{base}/{name}/init-1.mp4"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(init.status(), 200, "{name}");
+        assert_eq!(
+            init.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let mut file = init.bytes().await.unwrap().to_vec();
+        if width > 0 {
+            // The multivariant playlist announces what the encoder really made.
+            let codecs = amphi::media::cmaf::avc_codecs(&file).expect("an avcC box");
+            assert!(
+                master.contains(&format!(
+                    "CODECS=\"{codecs},mp4a.40.2\",RESOLUTION={width}x"
+                )),
+                "{codecs}: {master}"
+            );
+        }
+        let segment = http
+            .get(format!("{base}/{name}/seg-2.m4s"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(segment.status(), 200, "{name}");
+        file.extend_from_slice(&segment.bytes().await.unwrap());
+        let path = dir.path().join(format!("{name}.mp4"));
+        std::fs::write(&path, &file).unwrap();
+        let (streams, frames) = probe(&path);
+        if width > 0 {
+            assert_eq!(streams, vec![("h264".to_owned(), width)], "{name}");
+            assert!(
+                frames >= 10,
+                "{name}: {frames} frames in one second at 15 fps"
+            );
+        } else {
+            assert_eq!(streams, vec![("aac".to_owned(), 0)], "{name}");
+            assert!(frames >= 40, "{name}: {frames} AAC frames in one second");
+        }
+    }
+
+    // Unknown lives, renditions and files; malformed and far-future blocking requests.
+    let status = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status(format!("http://{addr}/live/nope/hls/master.m3u8")).await,
+        404
+    );
+    assert_eq!(status(format!("{base}/1080p/index.m3u8")).await, 404);
+    assert_eq!(status(format!("{base}/720p/seg-999999.m4s")).await, 404);
+    assert_eq!(
+        status(format!("{base}/720p/index.m3u8?_HLS_msn=abc")).await,
+        400
+    );
+    assert_eq!(
+        status(format!("{base}/720p/index.m3u8?_HLS_part=1")).await,
+        400
+    );
+    assert_eq!(
+        status(format!("{base}/720p/index.m3u8?_HLS_msn=999999")).await,
+        400
+    );
+
+    // The end: the outputs drain, the playlists close, then the live is gone.
+    pipeline.finish();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(event) = events.recv().await {
+            assert!(!matches!(event, PipelineEvent::Error(_)), "{event:?}");
+            if event == PipelineEvent::Finished {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the pipeline finishes after EOS");
+    live.end();
+    let last = http
+        .get(format!("{base}/720p/index.m3u8"))
+        .send()
+        .await
+        .unwrap();
+    assert!(last.text().await.unwrap().ends_with("#EXT-X-ENDLIST\n"));
+    let edge = live.rendition("720p").unwrap().edge().unwrap();
+    assert!(edge > Position { msn: 3, part: 0 });
+    lives.remove("physique-101");
+    assert_eq!(status(format!("{base}/master.m3u8")).await, 410);
+}
+
+#[test]
+fn the_pipeline_description_parses_with_every_named_element() {
+    amphi::media::init().unwrap();
+    let ladder = Ladder::default();
+    let text = ladder.description();
+    assert!(!text.contains('{'), "every placeholder is filled: {text}");
+    let pipeline = gst::parse::launch(&text)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    for name in ["mix", "amix", "slate", "out-720p", "out-360p", "out-audio"] {
+        assert!(
+            pipeline.by_name(name).is_some(),
+            "{name} is the contract with src/media"
+        );
+    }
+    let renditions: Vec<String> = ladder
+        .variants()
+        .into_iter()
+        .map(|v| v.name)
+        .chain([ladder.audio().name])
+        .collect();
+    for name in renditions {
+        assert!(pipeline.by_name(&format!("out-{name}")).is_some(), "{name}");
+    }
+}
