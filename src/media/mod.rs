@@ -3,6 +3,8 @@
 //! ladder (720p and 360p H.264, AAC) into CMAF, whose parts go straight into the HLS origin.
 
 pub mod cmaf;
+pub mod inputs;
+pub mod layout;
 
 use crate::hls::{AudioInfo, Live, Variant, WindowConfig};
 use gst::prelude::*;
@@ -97,6 +99,8 @@ impl Ladder {
             ("{preset}", self.preset.clone()),
             ("{fragment_ns}", fragment_ns.to_string()),
             ("{part_ns}", part_ns.to_string()),
+            // The jitter buffer's 150 ms, decoding and scaling.
+            ("{input_latency_ns}", "300000000".to_owned()),
         ];
         let mut text: String = LIVE_PIPELINE
             .lines()
@@ -192,6 +196,13 @@ impl LivePipeline {
 
     pub fn pipeline(&self) -> &gst::Pipeline {
         &self.pipeline
+    }
+
+    /// Changes the slate's text ("The webinar will start soon", "Reconnecting…").
+    pub fn set_slate(&self, text: &str) {
+        if let Some(overlay) = self.pipeline.by_name("slate") {
+            overlay.set_property("text", text);
+        }
     }
 
     /// Ends the stream: the outputs drain their last parts (the bus then says `Finished`).

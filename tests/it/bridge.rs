@@ -21,13 +21,13 @@ use std::time::Duration;
 const SECRET: &str = "bridge-sim-secret";
 const PATIENCE: Duration = Duration::from_secs(90);
 
-struct Meeting {
-    sim: sim::Running,
-    id: String,
+pub(crate) struct Meeting {
+    pub(crate) sim: sim::Running,
+    pub(crate) id: String,
 }
 
 impl Meeting {
-    async fn start(id: &str, faults: SfuFaults) -> (Self, Arc<dyn BbbApi>) {
+    pub(crate) async fn start(id: &str, faults: SfuFaults) -> (Self, Arc<dyn BbbApi>) {
         amphi::install_crypto_provider();
         let sim = sim::start(
             "127.0.0.1:0".parse().unwrap(),
@@ -67,7 +67,7 @@ impl Meeting {
         (meeting, api)
     }
 
-    async fn events(&self, steps: serde_json::Value) {
+    pub(crate) async fn events(&self, steps: serde_json::Value) {
         let answer = reqwest::Client::new()
             .post(format!(
                 "http://{}/sim/meetings/{}/events",
@@ -80,7 +80,7 @@ impl Meeting {
         assert_eq!(answer.status(), 204, "{}", answer.text().await.unwrap());
     }
 
-    fn camera(&self) -> String {
+    pub(crate) fn camera(&self) -> String {
         self.sim.state.meetings()[0]
             .users
             .iter()
@@ -88,12 +88,12 @@ impl Meeting {
             .expect("a camera is on")
     }
 
-    fn voice_conf(&self) -> String {
+    pub(crate) fn voice_conf(&self) -> String {
         format!("{}-SCREENSHARE", self.sim.state.meetings()[0].voice_bridge)
     }
 
     /// Joins as the bot and builds the bridge from its session and `stuns`.
-    async fn bridge(&self, api: &Arc<dyn BbbApi>, timing: Timing) -> SfuBridge {
+    pub(crate) async fn bridge(&self, api: &Arc<dyn BbbApi>, timing: Timing) -> SfuBridge {
         let joined = api
             .join_bot(&JoinParams {
                 meeting_id: self.id.clone(),
@@ -129,7 +129,7 @@ impl Meeting {
     }
 }
 
-fn quick() -> Timing {
+pub(crate) fn quick() -> Timing {
     Timing {
         first_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(1),

@@ -15,6 +15,7 @@ mod graphql_frames;
 mod health;
 mod i18n;
 mod invitations;
+mod live_inputs;
 mod live_pipeline;
 mod meetings;
 mod meetings_api;
