@@ -63,6 +63,8 @@ pub struct AppState {
     pub meeting_status: Arc<crate::meetings::start::StatusCache>,
     /// Outgoing mail, when `mail.smtp_url` is set.
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
+    /// The lives this instance serves over HLS.
+    pub lives: crate::hls::Lives,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             events: broadcast::channel(EVENT_BACKLOG).0,
             meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
             mailer,
+            lives: crate::hls::Lives::default(),
         })
     }
 }
@@ -206,7 +209,11 @@ pub fn router(state: AppState) -> Router {
     if state.config.site.metrics {
         app = app.route("/metrics", get(metrics::handler));
     }
-    app.fallback(not_found)
+    // The HLS origin's routes skip the session and page middleware: public media, cheap
+    // per request, cacheable by a CDN.
+    let origin = crate::hls::http::router(state.lives.clone());
+    let pages = app
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             context::middleware,
@@ -215,7 +222,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::middleware,
         ))
-        .with_state(state)
+        .with_state(state);
+    origin.merge(pages)
 }
 
 async fn not_found() -> AppError {

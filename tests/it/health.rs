@@ -64,3 +64,40 @@ async fn metrics_can_be_turned_off() {
     let mut app = TestApp::new(config).await;
     assert_eq!(app.get("/metrics").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_hls_origin_is_part_of_the_application_without_sessions() {
+    use amphi::hls::{Live, WindowConfig};
+    use amphi::media::Ladder;
+    let mut app = TestApp::new(Config::default()).await;
+    let unknown = app.get("/live/chimie-2/hls/master.m3u8").await;
+    assert_eq!(
+        (unknown.status, unknown.body.as_str()),
+        (StatusCode::NOT_FOUND, "No such live.\n")
+    );
+    let ladder = Ladder::default();
+    let live = Live::new(
+        "chimie-2",
+        ladder.variants(),
+        ladder.audio(),
+        WindowConfig::default(),
+    );
+    app.state.lives.insert(std::sync::Arc::new(live));
+    let master = app.get("/live/chimie-2/hls/master.m3u8").await;
+    assert_eq!(master.status, StatusCode::OK);
+    assert!(master.body.starts_with("#EXTM3U\n"), "{}", master.body);
+    assert!(
+        master.headers.get("set-cookie").is_none(),
+        "no session for media"
+    );
+    app.state.lives.remove("chimie-2");
+    assert_eq!(
+        app.get("/live/chimie-2/hls/720p/index.m3u8").await.status,
+        StatusCode::GONE
+    );
+    // The pages keep their own 404.
+    assert_eq!(
+        app.get("/live/chimie-2/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
