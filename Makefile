@@ -3,14 +3,14 @@
 CARGO ?= cargo
 DEMO_ARGS ?=
 
-.PHONY: demo test deps lint build release clean
+.PHONY: demo test deps assets lint build release clean
 
 ## Run the embedded demo (SQLite in a temporary folder); prints the URL and the login.
-demo: deps
+demo: deps assets
 	$(CARGO) run --quiet -- demo $(DEMO_ARGS)
 
 ## Format check, clippy with -D warnings, and the whole test suite.
-test: deps lint
+test: deps assets lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \
@@ -21,14 +21,18 @@ test: deps lint
 deps:
 	@scripts/install-deps.sh
 
+## The live page's player (hls.js through npm); skipped with a note when npm is missing.
+assets:
+	@scripts/web-assets.sh
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-build: deps
+build: deps assets
 	$(CARGO) build
 
-release: deps
+release: deps assets
 	$(CARGO) build --release
 
 clean:

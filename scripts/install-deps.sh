@@ -19,6 +19,11 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+# The live page's player comes through npm (any npm will do: Debian's, or Node's own).
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

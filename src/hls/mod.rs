@@ -26,6 +26,10 @@ pub struct AudioInfo {
 #[derive(Debug)]
 pub struct Live {
     pub slug: String,
+    /// Shown on the live page.
+    pub title: String,
+    /// Live pages open now (each holds an event stream).
+    pub viewers: std::sync::atomic::AtomicUsize,
     pub variants: Vec<Variant>,
     pub audio: AudioInfo,
     renditions: HashMap<String, Arc<Rendition>>,
@@ -46,10 +50,28 @@ impl Live {
         }
         Self {
             slug: slug.to_owned(),
+            title: slug.to_owned(),
+            viewers: std::sync::atomic::AtomicUsize::new(0),
             variants,
             audio,
             renditions,
             codecs: RwLock::default(),
+        }
+    }
+
+    /// Names the live for its page.
+    pub fn with_title(mut self, title: &str) -> Self {
+        self.title = title.to_owned();
+        self
+    }
+
+    /// Waiting (nothing published yet), live, or ended.
+    pub fn status(&self) -> LiveStatus {
+        let any = self.renditions.values().next();
+        match any {
+            Some(r) if r.is_ended() => LiveStatus::Ended,
+            Some(r) if r.edge().is_some() => LiveStatus::Live,
+            _ => LiveStatus::Waiting,
         }
     }
 
@@ -108,6 +130,15 @@ impl Live {
 
 /// Lives served, and slugs of lives removed.
 type Registry = (HashMap<String, Arc<Live>>, HashSet<String>);
+
+/// Where a live stands, as its page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LiveStatus {
+    Waiting,
+    Live,
+    Ended,
+}
 
 /// Every live served, by slug; lives that were removed answer 410 Gone.
 #[derive(Debug, Clone, Default)]

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod i18n;
 mod invite;
 mod join;
+mod live;
 mod meeting_form;
 mod meetings;
 pub mod metrics;
@@ -204,6 +205,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/meetings", get(admin::meetings))
         .route("/admin/meetings/{id}/journal", get(admin::journal))
         .route("/admin/journal.csv", get(admin::export))
+        .route("/live/{slug}", get(live::live_page))
+        .route("/live/{slug}/embed", get(live::embed))
+        .route("/live/{slug}/events", get(live::events))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if state.config.site.metrics {

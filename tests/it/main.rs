@@ -16,6 +16,7 @@ mod health;
 mod i18n;
 mod invitations;
 mod live_inputs;
+mod live_page;
 mod live_pipeline;
 mod meetings;
 mod meetings_api;

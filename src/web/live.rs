@@ -1,0 +1,111 @@
+//! The live page (`/live/{slug}`), its embeddable player (`/live/{slug}/embed`, for an iframe
+//! in Pod's live page) and the event stream that pushes the live's status and the number of
+//! open pages (`/live/{slug}/events`, server-sent events). The player is hls.js, served by
+//! amphi from `web/static/vendor/` (obtained with npm at build time); without it the page says
+//! the player is unavailable.
+
+use super::pages::html;
+use super::{AppError, AppState, RequestContext};
+use crate::hls::{Live, LiveStatus, Lookup};
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Whether the front-end build put hls.js in place.
+fn player_available() -> bool {
+    super::StaticFiles::get("vendor/hls.min.js").is_some()
+}
+
+fn find(state: &AppState, slug: &str) -> Result<Arc<Live>, AppError> {
+    match state.lives.lookup(slug) {
+        Lookup::Live(live) => Ok(live),
+        Lookup::Gone | Lookup::Unknown => Err(AppError::NotFound),
+    }
+}
+
+fn page(
+    state: &AppState,
+    ctx: &RequestContext,
+    slug: &str,
+    template: &str,
+) -> Result<Html<String>, AppError> {
+    let live = find(state, slug)?;
+    html(
+        state,
+        ctx,
+        template,
+        context! {
+            live => context! {
+                slug => &live.slug,
+                title => &live.title,
+                status => live.status(),
+                playlist => format!("/live/{}/hls/master.m3u8", live.slug),
+            },
+            player_available => player_available(),
+        },
+    )
+}
+
+pub async fn live_page(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, AppError> {
+    page(&state, &ctx, &slug, "live/page.html")
+}
+
+pub async fn embed(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(slug): Path<String>,
+) -> Result<Html<String>, AppError> {
+    page(&state, &ctx, &slug, "live/embed.html")
+}
+
+/// Counts an open page for as long as its stream lives.
+struct Watching(Arc<Live>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How often the stream looks at the live.
+const TICK: Duration = Duration::from_secs(1);
+
+/// `GET /live/{slug}/events`: `status` events (`{"status", "viewers"}`) whenever either changes.
+pub async fn events(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    let live = find(&state, &slug)?;
+    live.viewers.fetch_add(1, Ordering::Relaxed);
+    let watching = Watching(live);
+    let stream = futures_util::stream::unfold(
+        (watching, None::<(LiveStatus, usize)>),
+        |(watching, last)| async move {
+            loop {
+                let now = (
+                    watching.0.status(),
+                    watching.0.viewers.load(Ordering::Relaxed),
+                );
+                if last != Some(now) {
+                    let data = serde_json::json!({ "status": now.0, "viewers": now.1 });
+                    let event = Event::default().event("status").data(data.to_string());
+                    return Some((Ok::<_, Infallible>(event), (watching, Some(now))));
+                }
+                tokio::time::sleep(TICK).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
