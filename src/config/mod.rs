@@ -39,7 +39,63 @@ pub struct Config {
     pub meetings: MeetingsConfig,
     pub webinar: WebinarConfig,
     pub mail: MailConfig,
+    pub media: MediaConfig,
 }
+
+/// The live output ladder and how it is cut into segments and parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Frames per second of the video renditions. Default `25`.
+    pub fps: u32,
+    /// Bitrate of the 1280x720 rendition in kbit/s. Default `2500`.
+    pub hd_kbps: u32,
+    /// Bitrate of the 640x360 rendition in kbit/s. Default `800`.
+    pub sd_kbps: u32,
+    /// Bitrate of the AAC audio in kbit/s. Default `128`.
+    pub audio_kbps: u32,
+    /// x264 speed preset. Default `"veryfast"`.
+    pub preset: String,
+    /// Segment length in whole seconds (keyframe interval too). Default `1`.
+    pub segment_seconds: u32,
+    /// Partial segment length in milliseconds. Default `250`.
+    pub part_ms: u32,
+    /// Complete segments each rendition keeps in memory. Default `20`.
+    pub window_segments: u32,
+    /// UDP address the media bridge binds for WebRTC. Default `"0.0.0.0:0"` (every
+    /// interface but loopback, any port).
+    pub udp_bind: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            fps: 25,
+            hd_kbps: 2500,
+            sd_kbps: 800,
+            audio_kbps: 128,
+            preset: "veryfast".to_owned(),
+            segment_seconds: 1,
+            part_ms: 250,
+            window_segments: 20,
+            udp_bind: "0.0.0.0:0".to_owned(),
+        }
+    }
+}
+
+/// x264's speed presets, fastest first.
+pub const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
 
 /// Outgoing mail (Django's `EMAIL_*` and `DEFAULT_FROM_EMAIL` in Pod).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +332,7 @@ impl Default for Config {
             meetings: MeetingsConfig::default(),
             webinar: WebinarConfig::default(),
             mail: MailConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -489,6 +546,46 @@ impl Config {
             key,
             message: message.to_owned(),
         };
+        let media = &self.media;
+        if !(1..=60).contains(&media.fps) {
+            return Err(invalid("media.fps", "must be between 1 and 60"));
+        }
+        if !X264_PRESETS.contains(&media.preset.as_str()) {
+            return Err(invalid(
+                "media.preset",
+                "must be an x264 preset: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow or placebo",
+            ));
+        }
+        if !(1..=10).contains(&media.segment_seconds) {
+            return Err(invalid("media.segment_seconds", "must be between 1 and 10"));
+        }
+        if media.part_ms < 100 || media.part_ms > media.segment_seconds * 1000 {
+            return Err(invalid(
+                "media.part_ms",
+                "must be at least 100 and at most one segment",
+            ));
+        }
+        if media.window_segments < 7 {
+            return Err(invalid(
+                "media.window_segments",
+                "must be at least 7 (players skip up to six segments in delta updates)",
+            ));
+        }
+        for (key, kbps) in [
+            ("media.hd_kbps", media.hd_kbps),
+            ("media.sd_kbps", media.sd_kbps),
+            ("media.audio_kbps", media.audio_kbps),
+        ] {
+            if !(32..=20_000).contains(&kbps) {
+                return Err(invalid(key, "must be between 32 and 20000 kbit/s"));
+            }
+        }
+        if media.udp_bind.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "media.udp_bind",
+                "must be IP:port (port 0 picks one)",
+            ));
+        }
         let public = url::Url::parse(&self.public_url)
             .map_err(|e| invalid("public_url", &format!("not a URL ({e})")))?;
         if !matches!(public.scheme(), "http" | "https") {

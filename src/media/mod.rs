@@ -48,6 +48,23 @@ impl Default for Ladder {
 }
 
 impl Ladder {
+    /// The ladder the `[media]` settings describe.
+    pub fn from_config(media: &crate::config::MediaConfig) -> Self {
+        Self {
+            fps: media.fps,
+            hd_kbps: media.hd_kbps,
+            sd_kbps: media.sd_kbps,
+            audio_kbps: media.audio_kbps,
+            preset: media.preset.clone(),
+            window: WindowConfig {
+                target_duration: media.segment_seconds,
+                part_target: f64::from(media.part_ms) / 1000.0,
+                segments: media.window_segments as usize,
+            },
+            ..Self::default()
+        }
+    }
+
     /// The renditions, named as the pipeline's appsinks (`out-<name>`).
     pub fn variants(&self) -> Vec<Variant> {
         vec![

@@ -277,3 +277,38 @@ fn the_bot_is_named_in_the_sites_language() {
     config.webinar.bot_name = "Captation amphi A".into();
     assert_eq!(config.bot_name(), "Captation amphi A");
 }
+
+#[test]
+fn media_settings_are_checked_and_make_the_ladder() {
+    use amphi::config::Config;
+    let refused = |edit: &dyn Fn(&mut Config), key: &str| {
+        let mut config = Config::default();
+        edit(&mut config);
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains(key), "{error}");
+    };
+    refused(&|c| c.media.fps = 0, "media.fps");
+    refused(&|c| c.media.preset = "turbo".into(), "media.preset");
+    refused(&|c| c.media.part_ms = 2000, "media.part_ms");
+    refused(&|c| c.media.part_ms = 50, "media.part_ms");
+    refused(&|c| c.media.segment_seconds = 0, "media.segment_seconds");
+    refused(&|c| c.media.window_segments = 3, "media.window_segments");
+    refused(&|c| c.media.hd_kbps = 10, "media.hd_kbps");
+    refused(&|c| c.media.udp_bind = "anywhere".into(), "media.udp_bind");
+
+    let mut config = Config::default();
+    config.media.fps = 15;
+    config.media.part_ms = 200;
+    config.media.segment_seconds = 2;
+    config.validate().unwrap();
+    let ladder = amphi::media::Ladder::from_config(&config.media);
+    assert_eq!(ladder.fps, 15);
+    assert_eq!(ladder.window.target_duration, 2);
+    assert!((ladder.window.part_target - 0.2).abs() < 1e-9);
+    let text = ladder.description();
+    assert!(
+        text.contains("key-int-max=30"),
+        "keyframes every segment: {text}"
+    );
+    assert!(text.contains("chunk-duration=200000000"), "{text}");
+}
