@@ -281,6 +281,16 @@ impl Rendition {
             .map(|s| s.parts.clone())
     }
 
+    /// The durations of a segment's parts, in seconds.
+    pub fn part_durations(&self, msn: u64) -> Option<Vec<f64>> {
+        let state = self.lock();
+        state
+            .segments
+            .iter()
+            .find(|s| s.info.msn == msn)
+            .map(|s| s.info.parts.iter().map(|p| p.duration).collect())
+    }
+
     /// A part.
     pub fn part(&self, msn: u64, part: usize) -> Option<Bytes> {
         let state = self.lock();
