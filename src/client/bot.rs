@@ -44,6 +44,9 @@ pub enum Command {
 /// A running bot.
 pub struct Bot {
     pub state: watch::Receiver<MeetingState>,
+    /// What the join gave (the media bridge uses the same session); `None` for a session
+    /// started with given credentials.
+    pub joined: Option<bbb::BotJoin>,
     cookie: Option<crate::redact::Redacted<String>>,
     changes: broadcast::Sender<Change>,
     commands: mpsc::Sender<Command>,
@@ -101,13 +104,11 @@ pub async fn start(api: Arc<dyn BbbApi>, options: BotOptions) -> Result<Bot, Bot
         auth_token: joined.auth_token.clone(),
         client_session_uuid: crate::accounts::random_chars(b"0123456789abcdef", 32),
     };
-    let cookie = joined.jsessionid.map(|c| c.expose().clone());
+    let cookie = joined.jsessionid.as_ref().map(|c| c.expose().clone());
     let joined_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    Ok(start_session(
-        url,
-        cookie,
-        Session::new(credentials, &joined_at),
-    ))
+    let mut bot = start_session(url, cookie, Session::new(credentials, &joined_at));
+    bot.joined = Some(joined);
+    Ok(bot)
 }
 
 /// Runs a session over a WebSocket to `url` (tests start sessions with forged credentials).
@@ -126,6 +127,7 @@ pub fn start_session(url: String, cookie: Option<String>, session: Session) -> B
     ));
     Bot {
         state,
+        joined: None,
         cookie: kept,
         changes,
         commands,

@@ -5,6 +5,7 @@
 pub mod http;
 pub mod origin;
 pub mod playlist;
+pub mod stats;
 
 pub use origin::{Position, Rendition, Wait, WindowConfig};
 pub use playlist::Variant;
@@ -33,6 +34,8 @@ pub struct Live {
     pub variants: Vec<Variant>,
     pub audio: AudioInfo,
     renditions: HashMap<String, Arc<Rendition>>,
+    /// What the pipeline feeding it did (frame rates, bitrates, encoder latency).
+    pub stats: stats::LiveStats,
     /// Codec strings read from the encoders' output, replacing the announced ones.
     codecs: RwLock<HashMap<String, String>>,
 }
@@ -48,10 +51,17 @@ impl Live {
         {
             renditions.insert(name.clone(), Arc::new(Rendition::new(&name, window)));
         }
+        let stats = stats::LiveStats::new(
+            variants
+                .iter()
+                .map(|v| (v.name.as_str(), true))
+                .chain([(audio.name.as_str(), false)]),
+        );
         Self {
             slug: slug.to_owned(),
             title: slug.to_owned(),
             viewers: std::sync::atomic::AtomicUsize::new(0),
+            stats,
             variants,
             audio,
             renditions,
@@ -166,6 +176,12 @@ impl Lives {
         if inner.0.remove(slug).is_some() {
             inner.1.insert(slug.to_owned());
         }
+    }
+
+    /// Every live served now.
+    pub fn all(&self) -> Vec<Arc<Live>> {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner.0.values().cloned().collect()
     }
 
     pub fn lookup(&self, slug: &str) -> Lookup {

@@ -24,12 +24,45 @@ pub enum Role {
     },
 }
 
+/// What a slide picture is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Svg,
+}
+
+impl ImageFormat {
+    /// From the content type, or from the first bytes when the server did not say.
+    pub fn of(content_type: &str, bytes: &[u8]) -> Option<Self> {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        match essence {
+            "image/png" => return Some(Self::Png),
+            "image/svg+xml" => return Some(Self::Svg),
+            _ => {}
+        }
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Some(Self::Png);
+        }
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();
+        head.contains("<svg").then_some(Self::Svg)
+    }
+
+    fn decoder(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Png => ("image/png", "pngdec"),
+            Self::Svg => ("image/svg+xml", "rsvgdec"),
+        }
+    }
+}
+
 /// An input attached to the pipeline.
 pub struct Input {
     pub role: Role,
     bin: gst::Bin,
     pad: gst::Pad,
     appsrc: Option<gst_app::AppSrc>,
+    /// What a slide input decodes.
+    format: Option<ImageFormat>,
 }
 
 impl Input {
@@ -38,10 +71,10 @@ impl Input {
         &self.pad
     }
 
-    /// Replaces the picture of a slide input.
-    pub fn show(&self, png: &[u8]) -> Result<(), String> {
+    /// Replaces the picture of a slide input (of its format: see [`show_slide`]).
+    pub fn show(&self, image: &[u8]) -> Result<(), String> {
         let src = self.appsrc.as_ref().ok_or("not a slide input")?;
-        src.push_buffer(gst::Buffer::from_slice(png.to_vec()))
+        src.push_buffer(gst::Buffer::from_slice(image.to_vec()))
             .map(|_| ())
             .map_err(|e| format!("the slide was refused: {e:?}"))
     }
@@ -116,16 +149,19 @@ pub fn rtp(
             bin,
             pad,
             appsrc: None,
+            format: None,
         },
         feeder,
     ))
 }
 
-/// The current slide: PNG pictures pushed with [`Input::show`], held until the next one.
-pub fn slide(pipeline: &gst::Pipeline, fps: u32) -> Result<Input, String> {
+/// The current slide: pictures of one format pushed with [`Input::show`], each held until the
+/// next one.
+pub fn slide(pipeline: &gst::Pipeline, fps: u32, format: ImageFormat) -> Result<Input, String> {
+    let (caps, decoder) = format.decoder();
     let description = format!(
         "appsrc name=src is-live=true do-timestamp=true format=time \
-         ! pngdec ! videoconvert ! imagefreeze is-live=true \
+         ! {decoder} ! videoconvert ! imagefreeze is-live=true allow-replace=true \
          ! capsfilter caps=video/x-raw,framerate={fps}/1 \
          ! videoconvert ! capsfilter caps=video/x-raw,format=I420 \
          ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=500000000 leaky=downstream"
@@ -135,14 +171,40 @@ pub fn slide(pipeline: &gst::Pipeline, fps: u32) -> Result<Input, String> {
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
         .ok_or("the input has no appsrc")?;
-    appsrc.set_caps(Some(&gst::Caps::builder("image/png").build()));
+    appsrc.set_caps(Some(&gst::Caps::builder(caps).build()));
     let pad = attach(pipeline, "mix", bin.clone())?;
     Ok(Input {
         role: Role::Slide,
         bin,
         pad,
         appsrc: Some(appsrc),
+        format: Some(format),
     })
+}
+
+/// Shows a slide picture, PNG or SVG: in the slide input when it takes that format, else in a
+/// new one that replaces it. Returns whether the input was replaced (place it again then).
+pub fn show_slide(
+    pipeline: &gst::Pipeline,
+    current: &mut Option<Input>,
+    content_type: &str,
+    image: &[u8],
+    fps: u32,
+) -> Result<bool, String> {
+    let format = ImageFormat::of(content_type, image)
+        .ok_or_else(|| format!("a slide picture of type {content_type} cannot be shown"))?;
+    if let Some(input) = current.as_ref()
+        && input.format == Some(format)
+    {
+        input.show(image)?;
+        return Ok(false);
+    }
+    let input = slide(pipeline, fps, format)?;
+    input.show(image)?;
+    if let Some(old) = current.replace(input) {
+        detach(pipeline, old);
+    }
+    Ok(true)
 }
 
 /// Takes an input out of the running pipeline.
@@ -212,4 +274,27 @@ pub fn arrange(
 /// The compositor pad the slate feeds.
 fn slate_pad(pipeline: &gst::Pipeline) -> Option<gst::Pad> {
     pipeline.by_name("slate-out")?.static_pad("src")?.peer()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slide_formats_from_the_type_or_the_bytes() {
+        assert_eq!(ImageFormat::of("image/png", b""), Some(ImageFormat::Png));
+        assert_eq!(
+            ImageFormat::of("image/svg+xml; charset=utf-8", b""),
+            Some(ImageFormat::Svg)
+        );
+        assert_eq!(
+            ImageFormat::of("application/octet-stream", b"\x89PNG\r\n\x1a\n...."),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(
+            ImageFormat::of("text/plain", b"<?xml version=\"1.0\"?>\n<SVG width=\"10\">"),
+            Some(ImageFormat::Svg)
+        );
+        assert_eq!(ImageFormat::of("text/html", b"<html>nope</html>"), None);
+    }
 }

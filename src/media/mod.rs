@@ -3,8 +3,10 @@
 //! ladder (720p and 360p H.264, AAC) into CMAF, whose parts go straight into the HLS origin.
 
 pub mod cmaf;
+pub mod director;
 pub mod inputs;
 pub mod layout;
+pub mod metrics;
 
 use crate::hls::{AudioInfo, Live, Variant, WindowConfig};
 use gst::prelude::*;
@@ -141,6 +143,26 @@ pub fn init() -> Result<(), String> {
     .clone()
 }
 
+/// What the slate says when there is no picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slate {
+    /// Before the first picture: "The webinar will start soon".
+    Waiting,
+    /// The capture was lost and is being restored.
+    Reconnecting,
+}
+
+impl Slate {
+    /// Its text in the live's language.
+    pub fn text(self, catalog: &crate::web::i18n::Catalog, lang: crate::web::i18n::Lang) -> String {
+        let key = match self {
+            Self::Waiting => "live.slate.waiting",
+            Self::Reconnecting => "live.slate.reconnecting",
+        };
+        catalog.get(lang, key, &[])
+    }
+}
+
 /// What the pipeline reports to the live's task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PipelineEvent {
@@ -157,7 +179,9 @@ pub struct LivePipeline {
 }
 
 impl LivePipeline {
-    /// Builds and starts the pipeline; its parts go to `live`'s renditions.
+    /// Builds and starts the pipeline; its parts go to `live`'s renditions. A live that was
+    /// already published (the capture restarts) goes on after an `EXT-X-DISCONTINUITY`, with
+    /// the new init segments.
     pub fn start(
         ladder: &Ladder,
         live: Arc<Live>,
@@ -172,6 +196,10 @@ impl LivePipeline {
         if let Some(overlay) = pipeline.by_name("slate") {
             overlay.set_property("text", slate);
         }
+        if live.renditions().any(|r| r.edge().is_some()) {
+            live.discontinuity();
+        }
+        metrics::instrument(&pipeline, &live);
         for rendition in live.renditions() {
             let sink = pipeline
                 .by_name(&format!("out-{}", rendition.name))

@@ -25,11 +25,25 @@ pub fn page_url(base_url: &str, internal_meeting_id: &str, kind: &str, page: u32
     )
 }
 
-fn svg(page: u32) -> String {
-    let hue = (page * 67) % 360;
+/// The background colour of a page (the same in its SVG and its PNG), so that a test can tell
+/// from a decoded picture which page is on screen.
+pub fn page_rgb(page: u32) -> [u8; 3] {
+    const COLOURS: [[u8; 3]; 5] = [
+        [0x2c, 0x4a, 0x6e],
+        [0xe8, 0xc5, 0x47],
+        [0x3f, 0x8f, 0x5a],
+        [0xc2, 0x4b, 0x3a],
+        [0x8a, 0x6f, 0xc9],
+    ];
+    COLOURS[(page.max(1) as usize - 1) % COLOURS.len()]
+}
+
+/// The SVG of a page.
+pub fn svg(page: u32) -> String {
+    let [r, g, b] = page_rgb(page);
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">\
-         <rect width=\"100%\" height=\"100%\" fill=\"hsl({hue},45%,92%)\"/>\
+         <rect width=\"100%\" height=\"100%\" fill=\"rgb({r},{g},{b})\"/>\
          <text x=\"80\" y=\"200\" font-family=\"sans-serif\" font-size=\"96\" fill=\"#1d2430\">Slide {page} / {PAGES}</text>\
          <text x=\"80\" y=\"320\" font-family=\"sans-serif\" font-size=\"40\" fill=\"#5b6677\">BBB simulator presentation</text></svg>"
     )
@@ -47,8 +61,9 @@ async fn png(dir: PathBuf, page: u32) -> Result<PathBuf, String> {
         "slide-{page}.png.{}.part",
         super::state::random_alnum(12)
     ));
+    let [r, g, b] = page_rgb(page);
     let pipeline = format!(
-        "videotestsrc num-buffers=1 pattern=solid-color foreground-color=0xff2c4a6e \
+        "videotestsrc num-buffers=1 pattern=solid-color foreground-color=0xff{r:02x}{g:02x}{b:02x} \
          ! video/x-raw,width={WIDTH},height={HEIGHT} ! textoverlay text=\"Slide {page} / {PAGES}\" \
          font-desc=\"Sans 64\" valignment=center halignment=center ! pngenc ! filesink location={}",
         partial.display()
@@ -81,12 +96,16 @@ pub async fn page(
     State(state): State<SimState>,
     Path((meeting, _again, presentation, kind, page)): Path<(String, String, String, String, u32)>,
 ) -> Response {
-    let known = state
-        .lock()
-        .meetings
-        .values()
-        .any(|m| m.internal_id == meeting);
-    if !known || presentation != PRESENTATION_ID || !(1..=PAGES).contains(&page) {
+    let (known, svg_only) = {
+        let inner = state.lock();
+        let known = inner.meetings.values().any(|m| m.internal_id == meeting);
+        (known, inner.svg_only)
+    };
+    if !known
+        || (svg_only && kind == "png")
+        || presentation != PRESENTATION_ID
+        || !(1..=PAGES).contains(&page)
+    {
         return (StatusCode::NOT_FOUND, "no such page\n").into_response();
     }
     match kind.as_str() {

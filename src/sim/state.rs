@@ -231,6 +231,8 @@ pub(crate) struct Inner {
     pub hooks: Vec<SimHook>,
     pub next_hook_id: u64,
     pub fail_next: u32,
+    /// Slide PNGs are not made (bbb-web's `generatePngs=false`): their URLs answer 404.
+    pub svg_only: bool,
     pub ended: Vec<EndedMeeting>,
     pub recordings: BTreeMap<String, SimRecording>,
     /// ESR single-use playback tokens: token → (record id, format).
@@ -338,6 +340,11 @@ impl SimState {
     /// Counts the keyframe requests (PLI, FIR) the SFU's senders received; tests wait on it.
     pub fn keyframe_requests(&self) -> tokio::sync::watch::Receiver<u64> {
         self.keyframe_requests.subscribe()
+    }
+
+    /// Stops (or resumes) serving slide PNGs, as a server without `generatePngs`.
+    pub fn set_svg_only(&self, svg_only: bool) {
+        self.lock().svg_only = svg_only;
     }
 
     /// Makes the next `refusals` SFU `start`s fail with 2201 and the next `stalls` sessions

@@ -88,19 +88,20 @@ impl AppState {
             Err(crate::bbb::Error::NotConfigured) => None,
             Err(e) => return Err(e.to_string()),
         };
+        let lives = crate::hls::Lives::default();
         Ok(Self {
             config: Arc::new(config),
             db,
             accounts,
             clock,
             templates: Arc::new(templates::Templates::load(catalog)),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics::Metrics::with_lives(lives.clone())),
             secret_key: Arc::new(secret_key),
             bbb,
             events: broadcast::channel(EVENT_BACKLOG).0,
             meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
             mailer,
-            lives: crate::hls::Lives::default(),
+            lives,
         })
     }
 }

@@ -82,7 +82,26 @@ async fn the_hls_origin_is_part_of_the_application_without_sessions() {
         ladder.audio(),
         WindowConfig::default(),
     );
+    live.stats
+        .frames_composed
+        .fetch_add(250, std::sync::atomic::Ordering::Relaxed);
+    let hd = live.stats.output("720p").unwrap();
+    hd.frames_in
+        .fetch_add(248, std::sync::atomic::Ordering::Relaxed);
+    hd.encoded(125_000, Some(21_000));
     app.state.lives.insert(std::sync::Arc::new(live));
+    // Each live's counters are in /metrics.
+    let metrics = app.get("/metrics").await.body;
+    for line in [
+        "amphi_live_composed_frames_total{live=\"chimie-2\"} 250",
+        "amphi_live_output_bytes_total{live=\"chimie-2\",rendition=\"720p\"} 125000",
+        "amphi_live_dropped_frames{live=\"chimie-2\",rendition=\"720p\"} 2.0",
+        "amphi_live_dropped_frames{live=\"chimie-2\",rendition=\"audio\"} 0.0",
+        "amphi_live_encoder_latency_seconds{live=\"chimie-2\",rendition=\"720p\"} 0.021",
+        "amphi_live_viewers{live=\"chimie-2\"} 0.0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let master = app.get("/live/chimie-2/hls/master.m3u8").await;
     assert_eq!(master.status, StatusCode::OK);
     assert!(master.body.starts_with("#EXTM3U\n"), "{}", master.body);

@@ -156,7 +156,7 @@ async fn a_camera_joins_and_leaves_without_breaking_the_timeline() {
     segments(&live, 0, 1).await;
 
     // The slide, the screenshare above it, and the meeting's audio.
-    let slide = inputs::slide(&gst_pipeline, ladder.fps).unwrap();
+    let slide = inputs::slide(&gst_pipeline, ladder.fps, inputs::ImageFormat::Png).unwrap();
     slide.show(&png()).unwrap();
 
     let (screen, feeder) = inputs::rtp(&gst_pipeline, Role::Screenshare, TrackKind::Video).unwrap();

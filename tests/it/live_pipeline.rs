@@ -21,7 +21,7 @@ fn ladder() -> Ladder {
     }
 }
 
-async fn serve(lives: Lives) -> std::net::SocketAddr {
+pub(crate) async fn serve(lives: Lives) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -33,7 +33,7 @@ async fn serve(lives: Lives) -> std::net::SocketAddr {
 }
 
 /// What ffprobe says about a file: (codec, width) per stream, and the frames it decoded.
-fn probe(path: &std::path::Path) -> (Vec<(String, u64)>, u64) {
+pub(crate) fn probe(path: &std::path::Path) -> (Vec<(String, u64)>, u64) {
     let output = Command::new("ffprobe")
         .args([
             "-v",
@@ -230,6 +230,58 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
         400
     );
 
+    // The pipeline counted what it did.
+    let counted = live.stats.snapshot();
+    assert!(counted.frames_composed >= 45, "{counted:?}");
+    for name in ["720p", "360p"] {
+        let output = counted.outputs[name];
+        assert!(
+            output.video && output.frames_out >= 45,
+            "{name}: {counted:?}"
+        );
+        assert!(output.bytes_out > 1000, "{name}: {counted:?}");
+        assert!(
+            output.latency_max_us > 0 && output.latency_max_us < 10_000_000,
+            "{name}: {counted:?}"
+        );
+    }
+    assert!(counted.outputs["audio"].frames_out >= 100, "{counted:?}");
+    assert_eq!(
+        counted.frames_in, 0,
+        "the slate is not an input: {counted:?}"
+    );
+
+    // The capture restarts (a failed pipeline is rebuilt): the same live goes on after a
+    // discontinuity, with new init segments.
+    drop(pipeline);
+    let rendition = live.rendition("720p").unwrap();
+    let before = rendition.edge().unwrap().msn;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let pipeline =
+        LivePipeline::start(&ladder, Arc::clone(&live), "Reconnexion…", events_tx).unwrap();
+    for msn in before + 1..=before + 3 {
+        assert_eq!(
+            rendition.wait_for_segment(msn, PATIENCE).await,
+            hls::Wait::Ready,
+            "segment {msn} after the restart"
+        );
+    }
+    let playlist = rendition.playlist(false);
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY\n"), "{playlist}");
+    assert!(
+        playlist.contains("#EXT-X-MAP:URI=\"init-2.mp4\""),
+        "{playlist}"
+    );
+    let mut file = rendition.init(2).unwrap().to_vec();
+    for part in rendition.segment(before + 2).unwrap() {
+        file.extend_from_slice(&part);
+    }
+    let path = dir.path().join("restarted.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let (streams, frames) = probe(&path);
+    assert_eq!(streams, vec![("h264".to_owned(), 1280)]);
+    assert!(frames >= 5, "{frames} frames after the restart");
+
     // The end: the outputs drain, the playlists close, then the live is gone.
     pipeline.finish();
     tokio::time::timeout(PATIENCE, async {
@@ -287,5 +339,9 @@ fn the_pipeline_description_parses_with_every_named_element() {
         .collect();
     for name in renditions {
         assert!(pipeline.by_name(&format!("out-{name}")).is_some(), "{name}");
+        assert!(
+            pipeline.by_name(&format!("enc-{name}")).is_some(),
+            "enc-{name} is counted"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod graphql_frames;
 mod health;
 mod i18n;
 mod invitations;
+mod live_chain;
 mod live_inputs;
 mod live_page;
 mod live_pipeline;
