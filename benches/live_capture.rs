@@ -1,6 +1,6 @@
 //! CPU per live and capture → LL-HLS part latency, measured end to end on loopback.
 //!
-//! `cargo bench --bench live_capture -- [--seconds 60] [--warmup 10] [--preset veryfast]`
+//! `cargo bench --bench live_capture -- [--seconds 60] [--warmup 10] [--preset veryfast] [--fps 25]`
 //!
 //! The BBB simulator runs in its own process (`amphi sim`), so this process holds only what a
 //! live costs amphi: the media bridge (WebRTC), the live pipeline (decode, compose, 720p and
@@ -33,6 +33,7 @@ struct Options {
     seconds: u64,
     warmup: u64,
     preset: String,
+    fps: u32,
 }
 
 fn options() -> Options {
@@ -40,6 +41,7 @@ fn options() -> Options {
         seconds: 60,
         warmup: 10,
         preset: "veryfast".to_owned(),
+        fps: 25,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -49,6 +51,7 @@ fn options() -> Options {
             "--seconds" => o.seconds = value.parse().expect("--seconds N"),
             "--warmup" => o.warmup = value.parse().expect("--warmup N"),
             "--preset" => o.preset = value,
+            "--fps" => o.fps = value.parse().expect("--fps N"),
             // cargo bench passes --bench.
             _ => {
                 i += 1;
@@ -220,6 +223,7 @@ async fn run(o: Options) {
 
     let ladder = Ladder {
         preset: o.preset.clone(),
+        fps: o.fps,
         ..Ladder::default()
     };
     let live = Arc::new(Live::new(
@@ -340,8 +344,9 @@ async fn run(o: Options) {
     latencies.sort_by(|a, b| a.total_cmp(b));
     let cores = cpu / wall;
     println!(
-        "live_capture: preset {}, {} s measured after {} s of warm-up, {} segments, {} frames, {} with a stamp and a known part",
+        "live_capture: preset {}, {} fps, {} s measured after {} s of warm-up, {} segments, {} frames, {} with a stamp and a known part",
         o.preset,
+        o.fps,
         o.seconds,
         o.warmup,
         last_msn + 1 - first_msn,
