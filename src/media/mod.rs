@@ -143,6 +143,28 @@ pub fn init() -> Result<(), String> {
     .clone()
 }
 
+/// At start-up the compositor can put out a second picture with the time stamp of the first
+/// (its first output comes from a time-out, before the live inputs' latency is known). The
+/// parser after each encoder then clears the repeated time stamp and `cmafmux` stops the whole
+/// stream on a buffer without one. The repeat is dropped here, before the encoders.
+fn drop_repeated_pictures(pipeline: &gst::Pipeline) {
+    let Some(src) = pipeline.by_name("mix").and_then(|m| m.static_pad("src")) else {
+        return;
+    };
+    let last = std::sync::Mutex::new(None::<gst::ClockTime>);
+    src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|l| pts <= l) {
+            return gst::PadProbeReturn::Drop;
+        }
+        *last = Some(pts);
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// What the slate says when there is no picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slate {
@@ -199,6 +221,7 @@ impl LivePipeline {
         if live.renditions().any(|r| r.edge().is_some()) {
             live.discontinuity();
         }
+        drop_repeated_pictures(&pipeline);
         metrics::instrument(&pipeline, &live);
         for rendition in live.renditions() {
             let sink = pipeline
@@ -215,9 +238,10 @@ impl LivePipeline {
             while let Some(message) = messages.next().await {
                 let event = match message.view() {
                     gst::MessageView::Error(e) => PipelineEvent::Error(format!(
-                        "{}: {}",
+                        "{}: {}{}",
                         e.src().map(|s| s.name().to_string()).unwrap_or_default(),
-                        e.error()
+                        e.error(),
+                        e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
                     )),
                     gst::MessageView::Warning(w) => PipelineEvent::Warning(format!(
                         "{}: {}",

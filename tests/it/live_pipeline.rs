@@ -91,7 +91,16 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
     )
     .unwrap();
 
-    // A blocking reload for part 2 of segment 1 comes back once that part exists.
+    // Once the pipeline publishes, a blocking reload for part 2 of segment 1 comes back when
+    // that part exists (the origin answers 503 past three target durations, and the pipeline's
+    // own start-up can take that long on a loaded machine).
+    assert_eq!(
+        live.rendition("720p")
+            .unwrap()
+            .wait_for(Position { msn: 0, part: 0 }, PATIENCE)
+            .await,
+        hls::Wait::Ready
+    );
     let http = reqwest::Client::new();
     let base = format!("http://{addr}/live/physique-101/hls");
     let blocked = http
@@ -260,10 +269,17 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
     let pipeline =
         LivePipeline::start(&ladder, Arc::clone(&live), "Reconnexion…", events_tx).unwrap();
     for msn in before + 1..=before + 3 {
+        let waited = rendition.wait_for_segment(msn, PATIENCE).await;
+        let mut said = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            said.push(event);
+        }
         assert_eq!(
-            rendition.wait_for_segment(msn, PATIENCE).await,
+            waited,
             hls::Wait::Ready,
-            "segment {msn} after the restart"
+            "segment {msn} after the restart; edge {:?}; the pipeline said {said:?}; {:?}",
+            rendition.edge(),
+            live.stats.snapshot()
         );
     }
     let playlist = rendition.playlist(false);
