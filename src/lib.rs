@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod bbb;
 pub mod bridge;
+pub mod chat;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -6,11 +6,13 @@
 
 mod accounts;
 mod callbacks;
+mod chat;
 mod meetings;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
 pub use callbacks::Receipt;
+pub use chat::PendingDelivery;
 pub use meetings::{Meeting, MeetingFields, MeetingSearch, MeetingSession, Participant};
 pub use sessions::{ApiToken, FailuresOf};
 

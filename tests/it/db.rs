@@ -8,6 +8,7 @@ const TABLES: &[&str] = &[
     "access_groups",
     "api_tokens",
     "callback_receipts",
+    "chat_messages",
     "login_failures",
     "meeting_groups",
     "meeting_owners",
@@ -345,5 +346,98 @@ async fn callback_receipts_are_counted_once_and_kept_until_handled() {
             .collect();
         assert_eq!(left, ["r-2"], "{label}");
         test_db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn chat_messages_are_kept_once_and_delivered_until_bbb_takes_them() {
+    use amphi::chat::protocol::{Message, Origin};
+    for test_db in TestDb::all().await {
+        let db = &test_db.db;
+        let label = test_db.label;
+        let live = "chimie-2";
+        assert_eq!(db.chat_next_id(live).await.unwrap(), 1, "{label}");
+        let audience = |id: u64, text: &str| Message {
+            id,
+            text: text.to_owned(),
+            author: "Ann".to_owned(),
+            author_key: "user:7".to_owned(),
+            origin: Origin::Audience,
+            at: 1_000 + id as i64,
+            question: id == 2,
+            votes: 0,
+            answered: false,
+        };
+        assert!(
+            db.chat_keep(live, &audience(1, "Bonjour"), Some("Ann (live)"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.chat_keep(live, &audience(1, "again"), Some("Ann (live)"))
+                .await
+                .unwrap(),
+            "{label}: never kept twice"
+        );
+        assert!(
+            db.chat_keep(live, &audience(2, "Exam?"), Some("Ann (live)"))
+                .await
+                .unwrap()
+        );
+        let answer = Message {
+            id: 3,
+            text: "In June".to_owned(),
+            author: "Prof. Curie".to_owned(),
+            author_key: "meeting:w_1".to_owned(),
+            origin: Origin::Meeting,
+            at: 1_010,
+            question: false,
+            votes: 0,
+            answered: false,
+        };
+        assert!(db.chat_keep(live, &answer, None).await.unwrap());
+        assert!(
+            db.chat_keep("other", &audience(1, "elsewhere"), None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(db.chat_next_id(live).await.unwrap(), 4, "{label}");
+
+        db.chat_question(live, 2, 5, true).await.unwrap();
+        db.chat_hide(live, 1).await.unwrap();
+        let history = db.chat_history(live, 50).await.unwrap();
+        let seen: Vec<(u64, &str, Origin, u32, bool)> = history
+            .iter()
+            .map(|m| (m.id, m.text.as_str(), m.origin, m.votes, m.answered))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (2, "Exam?", Origin::Audience, 5, true),
+                (3, "In June", Origin::Meeting, 0, false)
+            ],
+            "{label}"
+        );
+        assert_eq!(db.chat_history(live, 1).await.unwrap()[0].id, 3, "{label}");
+
+        // Delivery: both audience messages are due (a hidden one was still said in the room);
+        // a failed attempt waits for its time, a delivered one is done.
+        let due = db.chat_due(live, 2_000, 10).await.unwrap();
+        let ids: Vec<u64> = due.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [1, 2], "{label}");
+        assert_eq!(due[0].sender, "Ann (live)", "{label}");
+        db.chat_retry_at(live, 1, 5_000).await.unwrap();
+        db.chat_delivered(live, 2).await.unwrap();
+        assert!(
+            db.chat_due(live, 4_999, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
+        let again = db.chat_due(live, 5_000, 10).await.unwrap();
+        assert_eq!((again[0].id, again[0].attempts), (1, 1), "{label}");
+        db.chat_delivered(live, 1).await.unwrap();
+        assert!(
+            db.chat_due(live, i64::MAX, 10).await.unwrap().is_empty(),
+            "{label}"
+        );
     }
 }

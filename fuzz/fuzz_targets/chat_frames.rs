@@ -1,0 +1,31 @@
+//! The audience chat's frame parser and room on arbitrary input: no panic, and a frame that
+//! parses is handled by a room without panicking either.
+#![no_main]
+
+use amphi::chat::protocol;
+use amphi::chat::room::{Member, Room, Settings};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(frame) = protocol::parse(text) {
+        let mut room = Room::new(
+            Settings {
+                anonymous: true,
+                ..Settings::default()
+            },
+            1,
+        );
+        for moderator in [false, true] {
+            let member = Member {
+                key: "guest:fuzz".to_owned(),
+                name: None,
+                moderator,
+            };
+            let _ = room.handle(0, 1, &member, frame.clone());
+        }
+        let _ = room.from_meeting(0, "x", "y", text, true, false);
+    }
+});
