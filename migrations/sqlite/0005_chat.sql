@@ -21,4 +21,4 @@ CREATE TABLE chat_messages (
     next_attempt_at BIGINT,
     PRIMARY KEY (live, id)
 );
-CREATE INDEX chat_messages_pending ON chat_messages (next_attempt_at) WHERE delivery = 'pending';
+CREATE INDEX chat_messages_pending ON chat_messages (live, id) WHERE delivery = 'pending';

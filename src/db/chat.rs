@@ -13,9 +13,13 @@ pub struct PendingDelivery {
     pub sender: String,
     pub text: String,
     pub attempts: u32,
+    /// Not before (ms since the epoch).
+    pub next_attempt_ms: i64,
 }
 
 type Row = (i64, String, String, String, String, i64, bool, i32, bool);
+/// id, sender, text, attempts, next attempt.
+type PendingRow = (i64, Option<String>, String, i32, Option<i64>);
 
 fn message((id, origin, author, author_key, text, at, question, votes, answered): Row) -> Message {
     Message {
@@ -130,32 +134,27 @@ impl Db {
         Ok(())
     }
 
-    /// Audience messages of `live` due for a delivery attempt at `now_ms`, oldest first.
-    pub async fn chat_due(
-        &self,
-        live: &str,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<PendingDelivery>> {
-        let rows: Vec<(i64, Option<String>, String, i32)> = on_pool!(self, pool => {
+    /// Audience messages of `live` not delivered yet, oldest first (the meeting sees them in
+    /// the order they were written: a message waiting for a retry holds back the later ones).
+    pub async fn chat_pending(&self, live: &str, limit: u32) -> Result<Vec<PendingDelivery>> {
+        let rows: Vec<PendingRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, sender, text, attempts FROM chat_messages \
-                 WHERE live = $1 AND delivery = 'pending' AND next_attempt_at <= $2 \
-                 ORDER BY id LIMIT $3",
+                "SELECT id, sender, text, attempts, next_attempt_at FROM chat_messages \
+                 WHERE live = $1 AND delivery = 'pending' ORDER BY id LIMIT $2",
             )
             .bind(live)
-            .bind(now_ms)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
         })?;
         Ok(rows
             .into_iter()
-            .map(|(id, sender, text, attempts)| PendingDelivery {
+            .map(|(id, sender, text, attempts, next)| PendingDelivery {
                 id: id as u64,
                 sender: sender.unwrap_or_default(),
                 text,
                 attempts: attempts.max(0) as u32,
+                next_attempt_ms: next.unwrap_or(0),
             })
             .collect())
     }

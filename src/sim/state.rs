@@ -306,6 +306,11 @@ impl SimState {
         self.lock().meetings.get(meeting_id).map(|m| m.chat.clone())
     }
 
+    /// Every change of a meeting from now on (its id), for tests that wait on the simulator.
+    pub fn watch_changes(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
     /// Tells the GraphQL connections of `meeting_id` to look again.
     pub(crate) fn changed(&self, meeting_id: &str) {
         let _ = self.changes.send(meeting_id.to_owned());

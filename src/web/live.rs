@@ -109,3 +109,74 @@ pub async fn events(
         .keep_alive(KeepAlive::default())
         .into_response())
 }
+
+/// `GET /live/{slug}/chat`: the audience chat's WebSocket (`docs/ref/chat-protocol.md`).
+/// Signed-in users write under their name; others read, and write with a nickname where the
+/// webinar allows it.
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    Path(slug): Path<String>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    use crate::chat::room::Member;
+    let room = state.chat.room(&slug).ok_or(AppError::NotFound)?;
+    let admitted = state
+        .chat
+        .admit(ctx.client_ip)
+        .ok_or_else(|| AppError::Unavailable(super::Msg::new("live.chat_full")))?;
+    let member = match &ctx.user {
+        Some(user) => Member {
+            key: format!("user:{}", user.id),
+            name: Some(user.shown_name().to_owned()),
+            moderator: room.is_moderator(&format!("user:{}", user.id)) || user.is_superuser,
+        },
+        None => {
+            // Stable for this browser (its CSRF token derives from its own cookie).
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(ctx.csrf_token.as_bytes());
+            Member {
+                key: format!("guest:{}", hex::encode(&digest[..8])),
+                name: None,
+                moderator: false,
+            }
+        }
+    };
+    Ok(upgrade
+        // Larger frames than a chat frame are refused by the socket itself; up to twice the
+        // limit, the chat answers with an error first.
+        .max_message_size(crate::chat::protocol::MAX_FRAME_BYTES * 2)
+        .on_upgrade(move |socket| async move {
+            use crate::chat::socket::{self, SocketIn, SocketOut};
+            use axum::extract::ws::{CloseFrame, Message};
+            use futures_util::{SinkExt, StreamExt, future::ready};
+            let (sink, stream) = socket.split();
+            let out = sink.with(|out: SocketOut| {
+                ready(Ok::<_, axum::Error>(match out {
+                    SocketOut::Text(frame) => Message::Text(frame.as_ref().into()),
+                    SocketOut::Ping => Message::Ping(Default::default()),
+                    SocketOut::Close { code, reason } => Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })),
+                }))
+            });
+            let input = stream.filter_map(|received| {
+                ready(match received {
+                    Ok(Message::Text(text)) => Some(SocketIn::Text(text.to_string())),
+                    Ok(Message::Binary(_)) => Some(SocketIn::Binary),
+                    Ok(Message::Pong(_) | Message::Ping(_)) => Some(SocketIn::Pong),
+                    Ok(Message::Close(_)) | Err(_) => Some(SocketIn::Close),
+                })
+            });
+            socket::serve(
+                Box::pin(out),
+                Box::pin(input),
+                room,
+                member,
+                socket::Keepalive::default(),
+            )
+            .await;
+            drop(admitted);
+        }))
+}

@@ -66,6 +66,8 @@ pub struct AppState {
     pub mailer: Option<Arc<dyn crate::mail::Mailer>>,
     /// The lives this instance serves over HLS.
     pub lives: crate::hls::Lives,
+    /// Their audience chat rooms.
+    pub chat: crate::chat::hub::Hub,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
             mailer,
             lives,
+            chat: crate::chat::hub::Hub::default(),
         })
     }
 }
@@ -209,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .route("/live/{slug}", get(live::live_page))
         .route("/live/{slug}/embed", get(live::embed))
         .route("/live/{slug}/events", get(live::events))
+        .route("/live/{slug}/chat", get(live::chat))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if state.config.site.metrics {

@@ -420,23 +420,24 @@ async fn chat_messages_are_kept_once_and_delivered_until_bbb_takes_them() {
         );
         assert_eq!(db.chat_history(live, 1).await.unwrap()[0].id, 3, "{label}");
 
-        // Delivery: both audience messages are due (a hidden one was still said in the room);
-        // a failed attempt waits for its time, a delivered one is done.
-        let due = db.chat_due(live, 2_000, 10).await.unwrap();
-        let ids: Vec<u64> = due.iter().map(|d| d.id).collect();
-        assert_eq!(ids, [1, 2], "{label}");
-        assert_eq!(due[0].sender, "Ann (live)", "{label}");
+        // Delivery: both audience messages wait, in order (a hidden one was still said in the
+        // room); a failed attempt is counted and dated, a delivered one is done.
+        let pending = db.chat_pending(live, 10).await.unwrap();
+        let ids: Vec<(u64, i64)> = pending.iter().map(|d| (d.id, d.next_attempt_ms)).collect();
+        assert_eq!(ids, [(1, 1_001), (2, 1_002)], "{label}");
+        assert_eq!(pending[0].sender, "Ann (live)", "{label}");
         db.chat_retry_at(live, 1, 5_000).await.unwrap();
         db.chat_delivered(live, 2).await.unwrap();
-        assert!(
-            db.chat_due(live, 4_999, 10).await.unwrap().is_empty(),
+        let again = db.chat_pending(live, 10).await.unwrap();
+        assert_eq!(again.len(), 1, "{label}");
+        assert_eq!(
+            (again[0].id, again[0].attempts, again[0].next_attempt_ms),
+            (1, 1, 5_000),
             "{label}"
         );
-        let again = db.chat_due(live, 5_000, 10).await.unwrap();
-        assert_eq!((again[0].id, again[0].attempts), (1, 1), "{label}");
         db.chat_delivered(live, 1).await.unwrap();
         assert!(
-            db.chat_due(live, i64::MAX, 10).await.unwrap().is_empty(),
+            db.chat_pending(live, 10).await.unwrap().is_empty(),
             "{label}"
         );
     }

@@ -8,6 +8,7 @@ mod bbb_client;
 mod bbb_fixtures;
 mod bot;
 mod bridge;
+mod chat;
 mod cli;
 mod config;
 mod db;
