@@ -109,6 +109,8 @@ pub struct Mode {
 pub enum ServerEvent {
     /// First frame of a connection: who the client is for the chat and what it may do.
     Welcome {
+        /// This connection's author key (what `muted` events name).
+        key: String,
         name: Option<String>,
         can_write: bool,
         moderator: bool,

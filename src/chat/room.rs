@@ -141,6 +141,7 @@ impl Room {
     pub fn join(&self, member: &Member) -> Vec<ServerEvent> {
         vec![
             ServerEvent::Welcome {
+                key: member.key.clone(),
                 name: member.name.clone(),
                 can_write: self.can_write(member),
                 moderator: member.moderator,

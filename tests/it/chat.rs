@@ -25,12 +25,12 @@ type Out = Pin<Box<dyn Sink<SocketOut, Error = ()> + Send>>;
 type In = Pin<Box<dyn Stream<Item = SocketIn> + Send>>;
 
 /// A viewer's socket, as two channels.
-struct Viewer {
-    to_server: mpsc::Sender<SocketIn>,
+pub(crate) struct Viewer {
+    pub(crate) to_server: mpsc::Sender<SocketIn>,
     from_server: mpsc::Receiver<SocketOut>,
 }
 
-fn connect(room: &RoomHandle, member: Member, queue: usize) -> Viewer {
+pub(crate) fn connect(room: &RoomHandle, member: Member, queue: usize) -> Viewer {
     let (out_tx, from_server) = mpsc::channel::<SocketOut>(queue);
     let (to_server, in_rx) = mpsc::channel::<SocketIn>(16);
     let out: Out = Box::pin(futures_util::sink::unfold(
@@ -57,7 +57,7 @@ fn connect(room: &RoomHandle, member: Member, queue: usize) -> Viewer {
 }
 
 impl Viewer {
-    async fn send(&self, frame: Value) {
+    pub(crate) async fn send(&self, frame: Value) {
         self.to_server
             .send(SocketIn::Text(frame.to_string()))
             .await
@@ -80,7 +80,7 @@ impl Viewer {
     }
 
     /// Reads events until one of `kind` matches `wanted`; returns it.
-    async fn until(&mut self, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until(&mut self, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         let mut seen = Vec::new();
         loop {
             match self.next().await {
@@ -92,7 +92,7 @@ impl Viewer {
     }
 
     /// Reads `welcome` and `history`; returns the history.
-    async fn welcomed(&mut self) -> (Value, Vec<Value>) {
+    pub(crate) async fn welcomed(&mut self) -> (Value, Vec<Value>) {
         let welcome = self.next().await.unwrap();
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         let history = self.next().await.unwrap();
@@ -109,7 +109,7 @@ fn signed_in(id: u32, name: &str) -> Member {
     }
 }
 
-fn teacher() -> Member {
+pub(crate) fn teacher() -> Member {
     Member {
         key: "user:1".into(),
         name: Some("Prof. Curie".into()),
@@ -117,7 +117,7 @@ fn teacher() -> Member {
     }
 }
 
-fn say(text: &str) -> Value {
+pub(crate) fn say(text: &str) -> Value {
     json!({"type": "message", "text": text})
 }
 
@@ -505,7 +505,7 @@ async fn the_history_survives_a_restart() {
 }
 
 /// A BBB client pointed at nothing (the relay keeps retrying in the background).
-fn offline_meeting() -> (String, Arc<dyn BbbApi>) {
+pub(crate) fn offline_meeting() -> (String, Arc<dyn BbbApi>) {
     amphi::install_crypto_provider();
     let api: Arc<dyn BbbApi> = Arc::new(
         amphi::bbb::Client::new(

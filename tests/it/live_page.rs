@@ -227,3 +227,132 @@ async fn the_live_page_plays_for_twenty_seconds_in_chromium() {
         "the page's event stream counts it as a viewer"
     );
 }
+
+const CHAT: &str = "JSON.stringify({ \
+    form: !document.getElementById('chat-form').hidden, \
+    nickname: !document.getElementById('chat-nickname').hidden, \
+    texts: Array.from(document.querySelectorAll('#chat-messages li .text')).map(e => e.textContent), \
+    authors: Array.from(document.querySelectorAll('#chat-messages li .author')).map(e => e.textContent), \
+    injected: document.querySelectorAll('#chat-messages b, #chat-messages img').length, \
+    status: document.getElementById('chat-status').textContent })";
+
+/// Evaluates [`CHAT`] until `wanted` holds (the page works on its own time); panics after a
+/// minute with the last state.
+async fn chat_until(
+    browser: &Browser,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = browser.evaluate(CHAT).await;
+        let state: serde_json::Value =
+            serde_json::from_str(state.as_str().unwrap_or("{}")).unwrap_or_default();
+        if wanted(&state) {
+            return state;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chat panel never got there: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
+    use super::chat::{connect, offline_meeting, say, teacher};
+    use amphi::chat::hub::Meeting;
+    use amphi::chat::room::Settings;
+    amphi::install_crypto_provider();
+    let app = TestApp::new(Config::default()).await;
+    let ladder = Ladder::default();
+    app.state.lives.insert(Arc::new(
+        Live::new("amphi-c", ladder.variants(), ladder.audio(), ladder.window)
+            .with_title("Histoire moderne"),
+    ));
+    let (meeting, api) = offline_meeting();
+    let room = app
+        .state
+        .chat
+        .open(
+            "amphi-c",
+            Settings {
+                anonymous: true,
+                ..Settings::default()
+            },
+            app.state.db.clone(),
+            Meeting {
+                api,
+                meeting_id: meeting,
+                bot: None,
+            },
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = amphi::web::router(app.state.clone());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let page = reqwest::get(format!("http://{addr}/live/amphi-c")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"chat-form\""), "{html}");
+    let browser = Browser::open(&format!("http://{addr}/live/amphi-c")).await;
+    // A guest may write here, with a nickname.
+    chat_until(&browser, |s| s["form"] == true && s["nickname"] == true).await;
+
+    // The teacher writes markup: the page shows it as text.
+    let mut prof = connect(&room, teacher(), 256);
+    prof.welcomed().await;
+    prof.send(say("<b>Read</b> chapter 3 <img src=x onerror=alert(1)>"))
+        .await;
+    let state = chat_until(&browser, |s| {
+        s["texts"].as_array().is_some_and(|t| !t.is_empty())
+    })
+    .await;
+    assert_eq!(
+        state["texts"][0],
+        "<b>Read</b> chapter 3 <img src=x onerror=alert(1)>"
+    );
+    assert_eq!(
+        state["injected"], 0,
+        "no element made from a message: {state}"
+    );
+
+    // The student answers from the page; the room (and the teacher) get it under the nickname.
+    browser
+        .evaluate(
+            "document.getElementById('chat-nickname').value = 'Zoé'; \
+             document.getElementById('chat-text').value = 'Which chapter?'; \
+             document.getElementById('chat-form').requestSubmit(); 'sent'",
+        )
+        .await;
+    let question = prof
+        .until("message", |e| e["message"]["text"] == "Which chapter?")
+        .await;
+    assert_eq!(question["message"]["author"], "Zoé");
+    let id = question["message"]["id"].as_u64().unwrap();
+
+    // The teacher hides it: it leaves the page.
+    prof.send(serde_json::json!({"type": "hide", "id": id}))
+        .await;
+    chat_until(&browser, |s| {
+        s["texts"].as_array().is_some_and(|t| t.len() == 1) && s["authors"][0] == "Prof. Curie"
+    })
+    .await;
+    // The chat is turned off: the page's form goes and it says why.
+    prof.send(serde_json::json!({"type": "enable", "enabled": false}))
+        .await;
+    let off = chat_until(&browser, |s| s["form"] == false).await;
+    assert!(
+        off["status"] == "The chat is turned off." || off["status"] == "Le chat est fermé.",
+        "{off}"
+    );
+}
