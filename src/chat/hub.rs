@@ -17,8 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 
-/// Events for everyone queued per connection before it is dropped as too slow.
-pub const BROADCAST_QUEUE: usize = 256;
 /// Answers for one connection queued before it is dropped.
 const REPLY_QUEUE: usize = 32;
 /// Commands queued for a room's task.
@@ -303,6 +301,50 @@ impl Hub {
     }
 }
 
+/// How long events for everyone may wait to share a frame, when they come faster than that.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(100);
+/// Events in one frame at most.
+pub const BATCH_EVENTS: usize = 32;
+
+/// Events for everyone: the first after a quiet moment goes at once; those that follow within
+/// [`BATCH_WINDOW`] share one frame (one event per line), sent when the window closes. Under
+/// load this divides the frames, writes and wake-ups per connection; when quiet it adds nothing.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<String>,
+    last_sent: Option<tokio::time::Instant>,
+}
+
+impl Batch {
+    fn push(&mut self, line: String, everyone: &broadcast::Sender<Frame>) {
+        let now = tokio::time::Instant::now();
+        let quiet = self.last_sent.is_none_or(|t| now - t >= BATCH_WINDOW);
+        self.lines.push(line);
+        if (quiet && self.lines.len() == 1) || self.lines.len() >= BATCH_EVENTS {
+            self.flush(everyone);
+        }
+    }
+
+    /// Completes when the waiting events are due.
+    async fn due(&self) {
+        match (self.lines.is_empty(), self.last_sent) {
+            (false, Some(at)) => tokio::time::sleep_until(at + BATCH_WINDOW).await,
+            (false, None) => {}
+            (true, _) => std::future::pending().await,
+        }
+    }
+
+    fn flush(&mut self, everyone: &broadcast::Sender<Frame>) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let frame = self.lines.join("\n");
+        self.lines.clear();
+        self.last_sent = Some(tokio::time::Instant::now());
+        let _ = everyone.send(Arc::from(frame));
+    }
+}
+
 fn encode(event: &ServerEvent) -> Frame {
     Arc::from(protocol::encode(event))
 }
@@ -315,10 +357,21 @@ async fn run(
     delivery: Arc<Notify>,
     _open: tokio::sync::watch::Sender<()>,
 ) {
-    let (everyone, _) = broadcast::channel::<Frame>(BROADCAST_QUEUE);
+    let (everyone, _) = broadcast::channel::<Frame>(room.settings().broadcast_queue.max(1));
     let mut replies: HashMap<ConnId, mpsc::Sender<Frame>> = HashMap::new();
     let mut next_conn: ConnId = 1;
-    while let Some(command) = commands.recv().await {
+    let mut batch = Batch::default();
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => command,
+                None => break,
+            },
+            () = batch.due() => {
+                batch.flush(&everyone);
+                continue;
+            }
+        };
         let (outs, from) = match command {
             Command::Join { member, reply } => {
                 let conn = next_conn;
@@ -364,7 +417,7 @@ async fn run(
             match out {
                 Out::All(event) => {
                     keep_moderation(&db, &live, &event).await;
-                    let _ = everyone.send(encode(&event));
+                    batch.push(protocol::encode(&event), &everyone);
                 }
                 Out::Reply(event) => {
                     if let Some(conn) = from
@@ -383,6 +436,7 @@ async fn run(
             }
         }
     }
+    batch.flush(&everyone);
 }
 
 async fn keep(db: &Db, live: &str, message: &Message, sender: Option<&str>) {

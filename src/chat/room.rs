@@ -26,6 +26,8 @@ pub struct Settings {
     pub rate_window_ms: i64,
     /// …then a mute of this long.
     pub rate_mute_ms: i64,
+    /// Frames for everyone a connection may fall behind by before it is dropped.
+    pub broadcast_queue: usize,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             rate_count: 3,
             rate_window_ms: 2000,
             rate_mute_ms: 10_000,
+            broadcast_queue: 256,
         }
     }
 }
@@ -122,6 +125,10 @@ impl Room {
             self.next_id = self.next_id.max(message.id + 1);
             self.remember(message);
         }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn mode(&self) -> Mode {

@@ -146,6 +146,10 @@ pub async fn chat(
         // Larger frames than a chat frame are refused by the socket itself; up to twice the
         // limit, the chat answers with an error first.
         .max_message_size(crate::chat::protocol::MAX_FRAME_BYTES * 2)
+        // Chat frames are small: buffers sized for them, not the 128 KiB defaults, keep a
+        // connection to a few kilobytes (ten thousand of them per live).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| async move {
             use crate::chat::socket::{self, SocketIn, SocketOut};
             use axum::extract::ws::{CloseFrame, Message};

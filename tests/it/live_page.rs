@@ -300,7 +300,9 @@ async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
         .await
         .unwrap();
     });
-    let page = reqwest::get(format!("http://{addr}/live/amphi-c")).await.unwrap();
+    let page = reqwest::get(format!("http://{addr}/live/amphi-c"))
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("id=\"chat-form\""), "{html}");

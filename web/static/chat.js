@@ -106,7 +106,12 @@
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + "/live/" + encodeURIComponent(d.slug) + "/chat");
     socket.onopen = function () { retry = 1000; };
-    socket.onmessage = function (m) { try { handle(JSON.parse(m.data)); } catch (err) { /* a frame this page does not know */ } };
+    // A frame carries one event per line (several under load).
+    socket.onmessage = function (m) {
+      String(m.data).split("\n").forEach(function (line) {
+        try { handle(JSON.parse(line)); } catch (err) { /* an event this page does not know */ }
+      });
+    };
     socket.onclose = function () {
       form.hidden = true; say(d.reconnecting);
       setTimeout(connect, retry); retry = Math.min(retry * 2, 30000);
