@@ -94,8 +94,10 @@ impl Histogram {
 async fn serve() {
     amphi::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = amphi::config::Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let config = amphi::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..amphi::config::Config::default()
+    };
     let db = amphi::server::open_database(&config).await.unwrap();
     let mut state =
         amphi::server::build_state(config, db.clone(), Arc::new(amphi::clock::SystemClock))
