@@ -168,11 +168,7 @@ async fn audience_and_meeting_talk_both_ways_without_echoes() {
             "chimie",
             Settings::default(),
             test_db.db.clone(),
-            Meeting {
-                api: Arc::clone(&api),
-                meeting_id: meeting.id.clone(),
-                bot: None,
-            },
+            meeting_for(Arc::clone(&api), &meeting.id),
         )
         .await
         .unwrap();
@@ -271,11 +267,7 @@ async fn bbb_unreachable_delays_messages_but_loses_none() {
             "physique",
             Settings::default(),
             test_db.db.clone(),
-            Meeting {
-                api: Arc::clone(&api),
-                meeting_id: meeting.id.clone(),
-                bot: None,
-            },
+            meeting_for(Arc::clone(&api), &meeting.id),
         )
         .await
         .unwrap();
@@ -326,11 +318,7 @@ async fn moderation_and_limits_hold_over_the_socket() {
             "maths",
             Settings::default(),
             test_db.db.clone(),
-            Meeting {
-                api,
-                meeting_id: meeting,
-                bot: None,
-            },
+            meeting_for(api, &meeting),
         )
         .await
         .unwrap();
@@ -444,11 +432,7 @@ async fn a_stuck_viewer_slows_nobody_and_is_dropped() {
                 ..Settings::default()
             },
             test_db.db.clone(),
-            Meeting {
-                api,
-                meeting_id: meeting,
-                bot: None,
-            },
+            meeting_for(api, &meeting),
         )
         .await
         .unwrap();
@@ -490,11 +474,7 @@ async fn the_history_survives_a_restart() {
                 "histoire",
                 Settings::default(),
                 db,
-                Meeting {
-                    api,
-                    meeting_id: meeting,
-                    bot: None,
-                },
+                meeting_for(api, &meeting),
             )
             .await
             .unwrap()
@@ -552,25 +532,11 @@ async fn the_live_pages_socket_speaks_the_protocol() {
             "amphi-b",
             Settings::default(),
             test_db.db.clone(),
-            Meeting {
-                api,
-                meeting_id: meeting,
-                bot: None,
-            },
+            meeting_for(api, &meeting),
         )
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = amphi::web::router(app.state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = crate::support::serve_app(app.state.clone()).await;
     let url = format!("ws://{addr}/live/amphi-b/chat");
     let next = |text: Option<Message>| -> Value {
         match text {
@@ -637,4 +603,13 @@ async fn the_live_pages_socket_speaks_the_protocol() {
         matches!(&unknown, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 404),
         "{unknown:?}"
     );
+}
+
+/// The BBB side of a test room: no bot, delivery through `api`.
+pub(crate) fn meeting_for(api: Arc<dyn BbbApi>, meeting_id: &str) -> Meeting {
+    Meeting {
+        api,
+        meeting_id: meeting_id.to_owned(),
+        bot: None,
+    }
 }

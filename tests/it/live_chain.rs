@@ -7,7 +7,8 @@
 //! sizes, AAC), the meeting's 440 Hz tone in the audio, and one continuous timeline.
 
 use super::bridge::{Meeting, quick};
-use super::live_pipeline::{probe, serve};
+use super::live_pipeline::{fetch_segment, probe, serve};
+use crate::support::media::decode_segment;
 use amphi::bridge::MediaBridge;
 use amphi::bridge::sfu::{Identity, SfuBridge, SfuConfig};
 use amphi::client::bot::{self, BotOptions};
@@ -17,7 +18,6 @@ use amphi::media::director::{self, Cue, Stage};
 use amphi::media::layout::Layout;
 use amphi::media::{Ladder, LivePipeline, PipelineEvent};
 use amphi::sim::{SfuFaults, slides};
-use gst::prelude::*;
 use gst_video::prelude::VideoFrameExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,38 +64,33 @@ async fn next_segments(live: &Live, count: u64) -> u64 {
 
 /// The RGB colour at (x, y) of the first picture of a 720p segment.
 fn colour_at(live: &Live, msn: u64, x: usize, y: usize) -> [u8; 3] {
-    let rendition = live.rendition("720p").unwrap();
-    let mut file = rendition.init(1).unwrap().to_vec();
-    for part in rendition.segment(msn).unwrap() {
-        file.extend_from_slice(&part);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("segment.mp4");
-    std::fs::write(&path, &file).unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! videoconvert \
-         ! video/x-raw,format=RGB ! appsink name=out sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let sample = sink.pull_sample().unwrap();
+    let samples = decode_segment(
+        &live.rendition("720p").unwrap(),
+        1,
+        msn,
+        "h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
+    );
+    let sample = samples.first().expect("a picture");
     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
         .unwrap();
     let stride = frame.plane_stride()[0] as usize;
     let data = frame.plane_data(0).unwrap();
     let at = y * stride + x * 3;
-    let colour = [data[at], data[at + 1], data[at + 2]];
-    pipeline.set_state(gst::State::Null).unwrap();
-    colour
+    [data[at], data[at + 1], data[at + 2]]
+}
+
+/// Waits until the director shows page `page`, then reads its colour from the output.
+async fn slide_shown(cues: &mut mpsc::UnboundedReceiver<Cue>, live: &Live, page: u32, what: &str) {
+    until(cues, |c| {
+        *c == Cue::Slide {
+            num: page,
+            total: 5,
+        }
+    })
+    .await;
+    let msn = next_segments(live, 2).await;
+    assert_near(colour_at(live, msn, 40, 40), slides::page_rgb(page), what);
 }
 
 fn assert_near(seen: [u8; 3], wanted: [u8; 3], what: &str) {
@@ -107,23 +102,16 @@ fn assert_near(seen: [u8; 3], wanted: [u8; 3], what: &str) {
 }
 
 /// Root mean square of the decoded AAC of an audio segment (full scale = 1.0).
-fn loudness(path: &std::path::Path) -> f64 {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! aacparse ! avdec_aac ! audioconvert \
-         ! audio/x-raw,format=F32LE,channels=1 ! appsink name=out sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+fn loudness(live: &Live, msn: u64) -> f64 {
+    let samples = decode_segment(
+        &live.rendition("audio").unwrap(),
+        1,
+        msn,
+        "aacparse ! avdec_aac ! audioconvert ! audio/x-raw,format=F32LE,channels=1 \
+         ! appsink name=out sync=false",
+    );
     let (mut sum, mut count) = (0.0f64, 0usize);
-    while let Ok(sample) = sink.pull_sample() {
+    for sample in &samples {
         let map = sample.buffer().unwrap().map_readable().unwrap();
         for chunk in map.chunks_exact(4) {
             let value = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
@@ -131,7 +119,6 @@ fn loudness(path: &std::path::Path) -> f64 {
             count += 1;
         }
     }
-    pipeline.set_state(gst::State::Null).unwrap();
     assert!(count > 10_000, "{count} samples decoded");
     (sum / count as f64).sqrt()
 }
@@ -209,36 +196,18 @@ async fn a_simulated_webinar_reaches_students_as_low_latency_hls() {
 
     // The meeting's audio and the first slide (its PNG), full frame.
     until(&mut cues, |c| *c == Cue::Added("audio".into())).await;
-    until(&mut cues, |c| *c == Cue::Slide { num: 1, total: 5 }).await;
-    let msn = next_segments(&live, 2).await;
-    assert_near(
-        colour_at(&live, msn, 40, 40),
-        slides::page_rgb(1),
-        "slide 1",
-    );
+    slide_shown(&mut cues, &live, 1, "slide 1").await;
 
     // The presenter moves on; then the server has no PNGs and the SVG is shown.
     meeting
         .events(serde_json::json!([{"type": "slide", "page": 2}]))
         .await;
-    until(&mut cues, |c| *c == Cue::Slide { num: 2, total: 5 }).await;
-    let msn = next_segments(&live, 2).await;
-    assert_near(
-        colour_at(&live, msn, 40, 40),
-        slides::page_rgb(2),
-        "slide 2",
-    );
+    slide_shown(&mut cues, &live, 2, "slide 2").await;
     meeting.sim.state.set_svg_only(true);
     meeting
         .events(serde_json::json!([{"type": "slide", "page": 4}]))
         .await;
-    until(&mut cues, |c| *c == Cue::Slide { num: 4, total: 5 }).await;
-    let msn = next_segments(&live, 2).await;
-    assert_near(
-        colour_at(&live, msn, 40, 40),
-        slides::page_rgb(4),
-        "slide 4 from its SVG",
-    );
+    slide_shown(&mut cues, &live, 4, "slide 4 from its SVG").await;
 
     // The screenshare replaces the slide.
     meeting
@@ -385,24 +354,8 @@ async fn a_simulated_webinar_reaches_students_as_low_latency_hls() {
             }
         }
         let newest = last_msn.expect("whole segments are listed");
-        let mut file = http
-            .get(format!("{base}/{name}/init-1.mp4"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec();
-        let segment = http
-            .get(format!("{base}/{name}/seg-{newest}.m4s"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(segment.status(), 200, "{name} segment {newest}");
-        file.extend_from_slice(&segment.bytes().await.unwrap());
         let path = dir.path().join(format!("{name}.mp4"));
-        std::fs::write(&path, &file).unwrap();
+        std::fs::write(&path, fetch_segment(&http, &base, name, newest).await).unwrap();
         let (streams, frames) = probe(&path);
         if width > 0 {
             assert_eq!(streams, vec![("h264".to_owned(), width)], "{name}");
@@ -410,7 +363,7 @@ async fn a_simulated_webinar_reaches_students_as_low_latency_hls() {
         } else {
             assert_eq!(streams, vec![("aac".to_owned(), 0)], "{name}");
             // The simulator's meeting audio is a tone: it is heard, not silence.
-            let rms = loudness(&path);
+            let rms = loudness(&live, newest);
             assert!(rms > 0.02, "the meeting is heard: RMS {rms}");
         }
     }

@@ -5,6 +5,7 @@
 //! 720p output once the layout shows it full frame.
 
 use super::bridge::{Meeting, quick};
+use crate::support::media::decode_segment;
 use amphi::bridge::appsrc::Feeder;
 use amphi::bridge::{Event, Item, Media, MediaBridge, Subscription, TrackKind};
 use amphi::hls::{Live, Wait};
@@ -79,46 +80,28 @@ async fn segments(live: &Live, from: u64, count: u64) {
 
 /// Stamps read from one decoded segment of the 720p rendition.
 fn stamps(live: &Live, msn: u64) -> Vec<u64> {
-    let rendition = live.rendition("720p").unwrap();
-    let mut file = rendition.init(1).unwrap().to_vec();
-    for part in rendition.segment(msn).unwrap() {
-        file.extend_from_slice(&part);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("segment.mp4");
-    std::fs::write(&path, &file).unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! videoconvert \
-         ! video/x-raw,format=I420 ! appsink name=out sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut found = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
-        let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
-        let frame =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
-                .unwrap();
-        let stride = frame.plane_stride()[0] as usize;
-        if let Some(ms) = stamp::read(
-            frame.plane_data(0).unwrap(),
-            stride,
-            info.width() as usize,
-            info.height() as usize,
-        ) {
-            found.push(ms);
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    found
+    let samples = decode_segment(
+        &live.rendition("720p").unwrap(),
+        1,
+        msn,
+        "h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! appsink name=out sync=false",
+    );
+    samples
+        .iter()
+        .filter_map(|sample| {
+            let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+            let frame =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
+                    .unwrap();
+            let stride = frame.plane_stride()[0] as usize;
+            stamp::read(
+                frame.plane_data(0).unwrap(),
+                stride,
+                info.width() as usize,
+                info.height() as usize,
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,6 @@ use amphi::config::Config;
 use amphi::hls::Live;
 use amphi::media::{Ladder, LivePipeline};
 use futures_util::{SinkExt, StreamExt};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,17 +123,7 @@ async fn the_live_page_plays_for_twenty_seconds_in_chromium() {
             .with_title("Chimie organique, cours 3"),
     );
     app.state.lives.insert(Arc::clone(&live));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = amphi::web::router(app.state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = crate::support::serve_app(app.state.clone()).await;
     let (events, _events) = tokio::sync::mpsc::unbounded_channel();
     let _pipeline = LivePipeline::start(
         &ladder,
@@ -261,7 +250,6 @@ async fn chat_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
     use super::chat::{connect, offline_meeting, say, teacher};
-    use amphi::chat::hub::Meeting;
     use amphi::chat::room::Settings;
     amphi::install_crypto_provider();
     let app = TestApp::new(Config::default()).await;
@@ -281,25 +269,11 @@ async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
                 ..Settings::default()
             },
             app.state.db.clone(),
-            Meeting {
-                api,
-                meeting_id: meeting,
-                bot: None,
-            },
+            super::chat::meeting_for(api, &meeting),
         )
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = amphi::web::router(app.state.clone());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = crate::support::serve_app(app.state.clone()).await;
     let page = reqwest::get(format!("http://{addr}/live/amphi-c"))
         .await
         .unwrap();

@@ -32,6 +32,26 @@ pub(crate) async fn serve(lives: Lives) -> std::net::SocketAddr {
     addr
 }
 
+/// A playable file over HTTP: the rendition's first init segment, then segment `msn`.
+pub(crate) async fn fetch_segment(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    msn: u64,
+) -> Vec<u8> {
+    let mut file = Vec::new();
+    for path in ["init-1.mp4".to_owned(), format!("seg-{msn}.m4s")] {
+        let answer = http
+            .get(format!("{base}/{name}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{name}/{path}");
+        file.extend_from_slice(&answer.bytes().await.unwrap());
+    }
+    file
+}
+
 /// What ffprobe says about a file: (codec, width) per stream, and the frames it decoded.
 pub(crate) fn probe(path: &std::path::Path) -> (Vec<(String, u64)>, u64) {
     let output = Command::new("ffprobe")
@@ -182,7 +202,7 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
             init.headers()["cache-control"],
             "public, max-age=31536000, immutable"
         );
-        let mut file = init.bytes().await.unwrap().to_vec();
+        let file = init.bytes().await.unwrap().to_vec();
         if width > 0 {
             // The multivariant playlist announces what the encoder really made.
             let codecs = amphi::media::cmaf::avc_codecs(&file).expect("an avcC box");
@@ -193,15 +213,9 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
                 "{codecs}: {master}"
             );
         }
-        let segment = http
-            .get(format!("{base}/{name}/seg-2.m4s"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(segment.status(), 200, "{name}");
-        file.extend_from_slice(&segment.bytes().await.unwrap());
+        // The init segment again, with a whole segment behind it.
         let path = dir.path().join(format!("{name}.mp4"));
-        std::fs::write(&path, &file).unwrap();
+        std::fs::write(&path, fetch_segment(&http, &base, name, 2).await).unwrap();
         let (streams, frames) = probe(&path);
         if width > 0 {
             assert_eq!(streams, vec![("h264".to_owned(), width)], "{name}");

@@ -2,6 +2,8 @@
 //! set, each in a fresh schema), an in-process app with a cookie jar, and HTML helpers.
 #![allow(dead_code)]
 
+pub mod media;
+
 use amphi::clock::{Clock, ManualClock};
 use amphi::config::Config;
 use amphi::db::{self, Db};
@@ -322,4 +324,21 @@ pub fn reference_fixtures(subdir: &str) -> Option<std::path::PathBuf> {
 
 pub fn amphi_bin() -> &'static str {
     env!("CARGO_BIN_EXE_amphi")
+}
+
+/// Serves `state`'s whole router on 127.0.0.1 (a free port), for browsers and WebSocket
+/// clients; returns the address.
+pub async fn serve_app(state: AppState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = web::router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
 }
