@@ -220,6 +220,16 @@ impl Hub {
         }
     }
 
+    /// Connections `address` holds now.
+    pub fn connections_from(&self, address: std::net::IpAddr) -> usize {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&address)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Counts a new connection from `address`; `None` past the cap.
     pub fn admit(&self, address: std::net::IpAddr) -> Option<Admitted> {
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());

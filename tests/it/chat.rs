@@ -613,3 +613,74 @@ pub(crate) fn meeting_for(api: Arc<dyn BbbApi>, meeting_id: &str) -> Meeting {
         bot: None,
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storms_release_their_places_and_an_ended_live_refuses_writing() {
+    use crate::support::TestApp;
+    use futures_util::StreamExt;
+    let test_db = TestDb::sqlite().await;
+    let mut app = TestApp::with_db(amphi::config::Config::default(), test_db.db.clone()).await;
+    app.state.chat = Hub::with_connection_cap(40);
+    let (meeting, api) = offline_meeting();
+    let room = app
+        .state
+        .chat
+        .open(
+            "amphi-d",
+            Settings {
+                anonymous: true,
+                ..Settings::default()
+            },
+            test_db.db.clone(),
+            meeting_for(api, &meeting),
+        )
+        .await
+        .unwrap();
+    let addr = crate::support::serve_app(app.state.clone()).await;
+    let url = format!("ws://{addr}/live/amphi-d/chat");
+
+    // Three waves of 40 connections that open, read their welcome and drop at once: each wave
+    // fits under the cap only if the previous one gave its places back.
+    for wave in 0..3 {
+        let mut sockets = Vec::new();
+        for _ in 0..40 {
+            let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .unwrap_or_else(|e| panic!("wave {wave}: {e}"));
+            let first = socket.next().await.unwrap().unwrap();
+            assert!(first.to_text().unwrap().contains("\"welcome\""), "{first}");
+            sockets.push(socket);
+        }
+        let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+        assert!(refused.is_err(), "wave {wave}: the 41st is refused");
+        drop(sockets);
+        // The places come back as the server sees the sockets close.
+        let localhost = "127.0.0.1".parse().unwrap();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while app.state.chat.connections_from(localhost) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wave {wave}: {} places still held",
+                app.state.chat.connections_from(localhost)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The live ends: the page is told, and nobody writes any more.
+    let mut viewer = connect(&room, signed_in(7, "Ann"), 64);
+    viewer.welcomed().await;
+    room.end();
+    assert_eq!(viewer.until("status", |_| true).await["status"], "ended");
+    viewer.send(say("still there?")).await;
+    assert_eq!(viewer.until("error", |_| true).await["code"], "ended");
+    assert!(
+        test_db
+            .db
+            .chat_history("amphi-d", 50)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing kept after the end"
+    );
+}
