@@ -118,10 +118,7 @@ async fn serve() {
         .chat
         .open(
             "load",
-            Settings {
-                anonymous: true,
-                ..Settings::default()
-            },
+            Settings::from_config(&amphi::config::ChatConfig::default(), true, true),
             db,
             Meeting {
                 api,

@@ -30,6 +30,18 @@ pub struct Settings {
     pub broadcast_queue: usize,
 }
 
+impl Settings {
+    /// The room settings of the `[chat]` section; `anonymous` and `enabled` come from the webinar.
+    pub fn from_config(chat: &crate::config::ChatConfig, anonymous: bool, enabled: bool) -> Self {
+        Self {
+            anonymous,
+            enabled,
+            history: chat.history as usize,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {

@@ -40,6 +40,27 @@ pub struct Config {
     pub webinar: WebinarConfig,
     pub mail: MailConfig,
     pub media: MediaConfig,
+    pub chat: ChatConfig,
+}
+
+/// The audience chat of the lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Chat connections one address may hold at once (a lecture hall behind one NAT address
+    /// counts as one). Default `500`.
+    pub connections_per_address: u32,
+    /// Messages a viewer receives on connecting. Default `50`.
+    pub history: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            connections_per_address: 500,
+            history: 50,
+        }
+    }
 }
 
 /// The live output ladder and how it is cut into segments and parts.
@@ -333,6 +354,7 @@ impl Default for Config {
             webinar: WebinarConfig::default(),
             mail: MailConfig::default(),
             media: MediaConfig::default(),
+            chat: ChatConfig::default(),
         }
     }
 }
@@ -680,6 +702,15 @@ impl Config {
                 "auth.proxy.user_header",
                 "must name a header when the proxy mode is enabled",
             ));
+        }
+        if self.chat.connections_per_address == 0 {
+            return Err(invalid(
+                "chat.connections_per_address",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=500).contains(&self.chat.history) {
+            return Err(invalid("chat.history", "must be between 1 and 500"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", &e.to_string()))?;

@@ -91,6 +91,9 @@ impl AppState {
             Err(e) => return Err(e.to_string()),
         };
         let lives = crate::hls::Lives::default();
+        let chat = crate::chat::hub::Hub::with_connection_cap(
+            config.chat.connections_per_address as usize,
+        );
         Ok(Self {
             config: Arc::new(config),
             db,
@@ -104,7 +107,7 @@ impl AppState {
             meeting_status: Arc::new(crate::meetings::start::StatusCache::new(status_ttl)),
             mailer,
             lives,
-            chat: crate::chat::hub::Hub::default(),
+            chat,
         })
     }
 }

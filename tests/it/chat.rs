@@ -619,8 +619,9 @@ async fn reconnect_storms_release_their_places_and_an_ended_live_refuses_writing
     use crate::support::TestApp;
     use futures_util::StreamExt;
     let test_db = TestDb::sqlite().await;
-    let mut app = TestApp::with_db(amphi::config::Config::default(), test_db.db.clone()).await;
-    app.state.chat = Hub::with_connection_cap(40);
+    let mut config = amphi::config::Config::default();
+    config.chat.connections_per_address = 40;
+    let app = TestApp::with_db(config, test_db.db.clone()).await;
     let (meeting, api) = offline_meeting();
     let room = app
         .state

@@ -312,3 +312,28 @@ fn media_settings_are_checked_and_make_the_ladder() {
     );
     assert!(text.contains("chunk-duration=200000000"), "{text}");
 }
+
+#[test]
+fn chat_settings_are_checked_and_reach_the_rooms() {
+    use amphi::config::Config;
+    let refused = |edit: &dyn Fn(&mut Config), key: &str| {
+        let mut config = Config::default();
+        edit(&mut config);
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains(key), "{error}");
+    };
+    refused(
+        &|c| c.chat.connections_per_address = 0,
+        "chat.connections_per_address",
+    );
+    refused(&|c| c.chat.history = 0, "chat.history");
+    refused(&|c| c.chat.history = 501, "chat.history");
+    let mut config = Config::default();
+    config.chat.history = 20;
+    config.validate().unwrap();
+    let settings = amphi::chat::room::Settings::from_config(&config.chat, true, false);
+    assert_eq!(
+        (settings.history, settings.anonymous, settings.enabled),
+        (20, true, false)
+    );
+}
