@@ -278,15 +278,17 @@ fn the_bot_is_named_in_the_sites_language() {
     assert_eq!(config.bot_name(), "Captation amphi A");
 }
 
+/// Asserts that the default configuration changed by `edit` is refused, naming `key`.
+fn refused(edit: &dyn Fn(&mut amphi::config::Config), key: &str) {
+    let mut config = amphi::config::Config::default();
+    edit(&mut config);
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains(key), "{error}");
+}
+
 #[test]
 fn media_settings_are_checked_and_make_the_ladder() {
     use amphi::config::Config;
-    let refused = |edit: &dyn Fn(&mut Config), key: &str| {
-        let mut config = Config::default();
-        edit(&mut config);
-        let error = config.validate().unwrap_err().to_string();
-        assert!(error.contains(key), "{error}");
-    };
     refused(&|c| c.media.fps = 0, "media.fps");
     refused(&|c| c.media.preset = "turbo".into(), "media.preset");
     refused(&|c| c.media.part_ms = 2000, "media.part_ms");
@@ -316,12 +318,6 @@ fn media_settings_are_checked_and_make_the_ladder() {
 #[test]
 fn chat_settings_are_checked_and_reach_the_rooms() {
     use amphi::config::Config;
-    let refused = |edit: &dyn Fn(&mut Config), key: &str| {
-        let mut config = Config::default();
-        edit(&mut config);
-        let error = config.validate().unwrap_err().to_string();
-        assert!(error.contains(key), "{error}");
-    };
     refused(
         &|c| c.chat.connections_per_address = 0,
         "chat.connections_per_address",
