@@ -11,7 +11,7 @@
 //! measured window, in cores (1.0 = one core busy).
 
 use amphi::bbb::{BbbApi, Client, CreateParams, JoinParams, Role};
-use amphi::bridge::sfu::{Identity, SfuBridge, SfuConfig};
+use amphi::bridge::sfu::{SfuBridge, SfuConfig};
 use amphi::bridge::{Item, Media, MediaBridge, TrackKind};
 use amphi::config::ChecksumAlgorithm;
 use amphi::hls::{Live, Position, Wait};
@@ -206,15 +206,11 @@ async fn run(o: Options) {
         })
         .await
         .unwrap();
-    let config = SfuConfig::discover(
+    let config = SfuConfig::for_bot(
         api.as_ref(),
         &api_url,
-        joined.session_token,
-        joined.jsessionid,
-        Identity {
-            user_name: "Live stream".into(),
-            user_id: joined.user_id,
-        },
+        &joined,
+        "Live stream",
         vec!["127.0.0.1:0".into()],
     )
     .await

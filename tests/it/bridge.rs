@@ -4,7 +4,7 @@
 //! simulator drew is read back) and the Opus tone. Camera off and screenshare stop end their
 //! subscriptions; each injected fault is survived by a retry or ends with a typed error.
 
-use amphi::bbb::{BbbApi, Client, CreateParams, JoinParams, Role};
+use amphi::bbb::{BbbApi, BotJoin, Client, CreateParams, JoinParams, Role};
 use amphi::bridge::appsrc::Feeder;
 use amphi::bridge::sfu::{self, Identity, PeerSettings, SfuBridge, SfuConfig, Timing};
 use amphi::bridge::{
@@ -92,33 +92,38 @@ impl Meeting {
         format!("{}-SCREENSHARE", self.sim.state.meetings()[0].voice_bridge)
     }
 
-    /// Joins as the bot and builds the bridge from its session and `stuns`.
-    pub(crate) async fn bridge(&self, api: &Arc<dyn BbbApi>, timing: Timing) -> SfuBridge {
-        let joined = api
-            .join_bot(&JoinParams {
-                meeting_id: self.id.clone(),
-                full_name: "Live stream".into(),
-                role: Role::Moderator,
-                user_id: Some("amphi-live-1".into()),
-                create_time: None,
-                avatar_url: None,
-                bot: true,
-            })
-            .await
-            .unwrap();
-        let mut config = SfuConfig::discover(
+    /// Joins as a bot ("Live stream") with the external id `user_id`.
+    pub(crate) async fn join_bot(&self, api: &Arc<dyn BbbApi>, user_id: &str) -> BotJoin {
+        api.join_bot(&JoinParams {
+            meeting_id: self.id.clone(),
+            full_name: "Live stream".into(),
+            role: Role::Moderator,
+            user_id: Some(user_id.into()),
+            create_time: None,
+            avatar_url: None,
+            bot: true,
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The SFU configuration of the bot that `joined`, from its session and `stuns`.
+    pub(crate) async fn sfu_config(&self, api: &Arc<dyn BbbApi>, joined: &BotJoin) -> SfuConfig {
+        SfuConfig::for_bot(
             api.as_ref(),
             &self.sim.api_url(),
-            joined.session_token,
-            joined.jsessionid,
-            Identity {
-                user_name: "Live stream".into(),
-                user_id: joined.user_id,
-            },
+            joined,
+            "Live stream",
             vec!["127.0.0.1:0".into()],
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Joins as the bot and builds the bridge from its session and `stuns`.
+    pub(crate) async fn bridge(&self, api: &Arc<dyn BbbApi>, timing: Timing) -> SfuBridge {
+        let joined = self.join_bot(api, "amphi-live-1").await;
+        let mut config = self.sfu_config(api, &joined).await;
         assert!(
             config.peer.ice_servers.is_empty(),
             "no STUN/TURN on loopback"
@@ -606,31 +611,8 @@ async fn session_tokens_cookies_and_turn_passwords_stay_out_of_logs() {
 
     let (meeting, api) = Meeting::start("bridge-logs", SfuFaults::default()).await;
     let (bridge, shown) = {
-        let joined = api
-            .join_bot(&JoinParams {
-                meeting_id: meeting.id.clone(),
-                full_name: "Live stream".into(),
-                role: Role::Moderator,
-                user_id: Some("amphi-live-3".into()),
-                create_time: None,
-                avatar_url: None,
-                bot: true,
-            })
-            .await
-            .unwrap();
-        let mut config = SfuConfig::discover(
-            api.as_ref(),
-            &meeting.sim.api_url(),
-            joined.session_token,
-            joined.jsessionid,
-            Identity {
-                user_name: "Live stream".into(),
-                user_id: joined.user_id,
-            },
-            vec!["127.0.0.1:0".into()],
-        )
-        .await
-        .unwrap();
+        let joined = meeting.join_bot(&api, "amphi-live-3").await;
+        let mut config = meeting.sfu_config(&api, &joined).await;
         config.timing = quick();
         config.peer.ice_servers.push(sfu::IceServer {
             urls: vec!["turn:turn.example.org:3478".into()],

@@ -7,10 +7,10 @@
 //! sizes, AAC), the meeting's 440 Hz tone in the audio, and one continuous timeline.
 
 use super::bridge::{Meeting, quick};
-use super::live_pipeline::{fetch_segment, probe, serve};
+use super::live_pipeline::{check_timeline, fetch_segment, probe, serve};
 use crate::support::media::decode_segment;
 use amphi::bridge::MediaBridge;
-use amphi::bridge::sfu::{Identity, SfuBridge, SfuConfig};
+use amphi::bridge::sfu::SfuBridge;
 use amphi::client::bot::{self, BotOptions};
 use amphi::client::slides::SlideCache;
 use amphi::hls::{Live, Lives, Wait};
@@ -144,19 +144,7 @@ async fn a_simulated_webinar_reaches_students_as_low_latency_hls() {
         .expect("the bot is in the meeting")
         .unwrap();
     let joined = bot.joined.clone().unwrap();
-    let mut config = SfuConfig::discover(
-        api.as_ref(),
-        &meeting.sim.api_url(),
-        joined.session_token.clone(),
-        joined.jsessionid.clone(),
-        Identity {
-            user_name: "Live stream".into(),
-            user_id: joined.user_id.clone(),
-        },
-        vec!["127.0.0.1:0".into()],
-    )
-    .await
-    .unwrap();
+    let mut config = meeting.sfu_config(&api, &joined).await;
     config.timing = quick();
     let bridge: Arc<dyn MediaBridge> = Arc::new(SfuBridge::new(config));
 
@@ -320,40 +308,7 @@ async fn a_simulated_webinar_reaches_students_as_low_latency_hls() {
         ] {
             assert!(playlist.contains(tag), "{name}: {tag} in {playlist}");
         }
-        assert!(
-            !playlist.contains("#EXT-X-DISCONTINUITY\n"),
-            "{name}: one timeline: {playlist}"
-        );
-        let mut last_msn = None;
-        let mut last_time = None;
-        let mut lines = playlist.lines();
-        while let Some(line) = lines.next() {
-            if let Some(time) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-                let time = chrono::DateTime::parse_from_rfc3339(time).unwrap();
-                assert!(last_time.is_none_or(|t| time > t), "{playlist}");
-                last_time = Some(time);
-            }
-            if let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") {
-                let seconds: f64 = rest.split(',').next().unwrap().parse().unwrap();
-                assert!(
-                    seconds > 0.0 && seconds <= 0.5,
-                    "{name}: part of {seconds} s"
-                );
-            }
-            if let Some(value) = line.strip_prefix("#EXTINF:") {
-                let seconds: f64 = value.trim_end_matches(',').parse().unwrap();
-                assert!((0.5..=2.5).contains(&seconds), "{name}: {seconds} s");
-                let uri = lines.next().unwrap();
-                let msn: u64 = uri
-                    .trim_start_matches("seg-")
-                    .trim_end_matches(".m4s")
-                    .parse()
-                    .unwrap();
-                assert!(last_msn.is_none_or(|m| msn == m + 1), "{playlist}");
-                last_msn = Some(msn);
-            }
-        }
-        let newest = last_msn.expect("whole segments are listed");
+        let newest = check_timeline(name, &playlist);
         let path = dir.path().join(format!("{name}.mp4"));
         std::fs::write(&path, fetch_segment(&http, &base, name, newest).await).unwrap();
         let (streams, frames) = probe(&path);

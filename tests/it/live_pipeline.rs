@@ -32,6 +32,49 @@ pub(crate) async fn serve(lives: Lives) -> std::net::SocketAddr {
     addr
 }
 
+/// Checks one continuous timeline in a media playlist: no discontinuity, segments of 0.5 to
+/// 2.5 s numbered one after the other, parts of at most 0.5 s, program date-times moving
+/// forward. Returns the newest whole segment's number.
+pub(crate) fn check_timeline(name: &str, playlist: &str) -> u64 {
+    assert!(
+        !playlist.contains("#EXT-X-DISCONTINUITY\n"),
+        "{name}: one timeline: {playlist}"
+    );
+    let mut last_msn = None;
+    let mut last_time = None;
+    let mut lines = playlist.lines();
+    while let Some(line) = lines.next() {
+        if let Some(time) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            let time = chrono::DateTime::parse_from_rfc3339(time).unwrap();
+            assert!(last_time.is_none_or(|t| time > t), "{name}: {playlist}");
+            last_time = Some(time);
+        }
+        if let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") {
+            let seconds: f64 = rest.split(',').next().unwrap().parse().unwrap();
+            assert!(
+                seconds > 0.0 && seconds <= 0.5,
+                "{name}: part of {seconds} s"
+            );
+        }
+        if let Some(value) = line.strip_prefix("#EXTINF:") {
+            let seconds: f64 = value.trim_end_matches(',').parse().unwrap();
+            assert!(
+                (0.5..=2.5).contains(&seconds),
+                "{name}: segment of {seconds} s: {playlist}"
+            );
+            let uri = lines.next().unwrap();
+            let msn: u64 = uri
+                .trim_start_matches("seg-")
+                .trim_end_matches(".m4s")
+                .parse()
+                .unwrap();
+            assert!(last_msn.is_none_or(|m| msn == m + 1), "{name}: {playlist}");
+            last_msn = Some(msn);
+        }
+    }
+    last_msn.expect("whole segments are listed")
+}
+
 /// A playable file over HTTP: the rendition's first init segment, then segment `msn`.
 pub(crate) async fn fetch_segment(
     http: &reqwest::Client,
@@ -176,22 +219,7 @@ async fn the_slate_is_served_as_low_latency_hls_and_decodes() {
         );
         assert!(playlist.contains("#EXT-X-PART-INF:PART-TARGET=0.25000"));
         assert!(playlist.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"));
-        for line in playlist.lines() {
-            if let Some(value) = line.strip_prefix("#EXTINF:") {
-                let seconds: f64 = value.trim_end_matches(',').parse().unwrap();
-                assert!(
-                    (0.5..=2.5).contains(&seconds),
-                    "{name}: segment of {seconds} s"
-                );
-            }
-            if let Some(rest) = line.strip_prefix("#EXT-X-PART:DURATION=") {
-                let seconds: f64 = rest.split(',').next().unwrap().parse().unwrap();
-                assert!(
-                    seconds > 0.0 && seconds <= 0.5,
-                    "{name}: part of {seconds} s"
-                );
-            }
-        }
+        check_timeline(name, &playlist);
         let init = http
             .get(format!("{base}/{name}/init-1.mp4"))
             .send()

@@ -37,6 +37,29 @@ pub struct SfuConfig {
 }
 
 impl SfuConfig {
+    /// The configuration for the bot that `joined`, shown as `user_name` (the bridge uses the
+    /// bot's own session): see [`SfuConfig::discover`].
+    pub async fn for_bot(
+        api: &dyn crate::bbb::BbbApi,
+        api_url: &str,
+        joined: &crate::bbb::BotJoin,
+        user_name: &str,
+        udp_addrs: Vec<String>,
+    ) -> Result<Self, crate::bbb::Error> {
+        Self::discover(
+            api,
+            api_url,
+            joined.session_token.clone(),
+            joined.jsessionid.clone(),
+            Identity {
+                user_name: user_name.to_owned(),
+                user_id: joined.user_id.clone(),
+            },
+            udp_addrs,
+        )
+        .await
+    }
+
     /// The configuration for a bot that joined with `session_token` and `cookie`: the SFU's
     /// address next to the API, and the STUN/TURN servers `stuns` gives that session.
     pub async fn discover(
