@@ -18,6 +18,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// Milliseconds since the UNIX epoch on the wall clock, for time stamps that are not under test
+/// control (chat messages, HLS program date-times, the simulator's events).
+pub fn unix_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
 /// A clock that only moves when told to (tests).
 #[derive(Debug)]
 pub struct ManualClock {

@@ -484,7 +484,7 @@ pub async fn follow_meeting(
             Ok(Change::Chat(m)) => {
                 let from_bot = bot_user_id.as_deref() == Some(m.sender_id.as_str());
                 let relayed = room.from_meeting(
-                    now_ms(),
+                    crate::clock::unix_ms(),
                     &m.sender_name,
                     &m.sender_id,
                     &m.text,
@@ -507,10 +507,6 @@ pub async fn follow_meeting(
 /// How long to wait before attempt `attempts + 1`: 1 s, doubling, at most a minute.
 pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(6)).min(Duration::from_secs(60))
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The server has no `sendChatMessage` (before BBB 3.0).
@@ -545,7 +541,7 @@ async fn deliver(
             }
         };
         for message in pending {
-            let now = now_ms();
+            let now = crate::clock::unix_ms();
             if message.next_attempt_ms > now {
                 // Later messages wait their turn: the meeting sees them in order.
                 wait = Duration::from_millis((message.next_attempt_ms - now) as u64);
@@ -587,7 +583,7 @@ async fn deliver(
                     let delay = backoff(message.attempts);
                     tracing::warn!(live, id = message.id, attempts = message.attempts + 1, error = %e,
                         "a chat message could not reach the meeting; trying again in {delay:?}");
-                    let next = now_ms() + delay.as_millis() as i64;
+                    let next = crate::clock::unix_ms() + delay.as_millis() as i64;
                     if let Err(e) = db.chat_retry_at(&live, message.id, next).await {
                         tracing::error!(live, error = %e, "cannot record a delivery attempt");
                     }

@@ -64,10 +64,6 @@ impl Default for Keepalive {
 /// Frames written in one flush at most.
 const BATCH: usize = 64;
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn error(code: ErrorCode, reason: &str) -> SocketOut {
     SocketOut::Text(
         protocol::encode(&ServerEvent::Error {
@@ -126,7 +122,7 @@ pub async fn serve<O, I>(
                     Some(SocketIn::Text(text)) => text,
                 };
                 let answer = match protocol::parse(&text) {
-                    Ok(frame) => match room.frame(conn, member.clone(), frame, now_ms()) {
+                    Ok(frame) => match room.frame(conn, member.clone(), frame, crate::clock::unix_ms()) {
                         Ok(()) => None,
                         Err(HubError::Busy) => Some(error(ErrorCode::RateLimited, "The chat is busy; try again in a moment.")),
                         Err(HubError::NoRoom) => break Some(SocketOut::Close { code: close::GOING_AWAY, reason: "the chat is closed" }),

@@ -19,13 +19,6 @@ pub fn avc_codecs(init: &[u8]) -> Option<String> {
     ))
 }
 
-/// Milliseconds since the UNIX epoch.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Wires an appsink to a rendition.
 pub fn feed(sink: gst_app::AppSink, rendition: Arc<Rendition>, live: Arc<Live>, audio: bool) {
     sink.set_callbacks(
@@ -95,7 +88,7 @@ fn take(
         duration,
         new_segment || audio,
         new_segment,
-        wall_clock_ms() - age_ms,
+        crate::clock::unix_ms() - age_ms,
     );
 }
 

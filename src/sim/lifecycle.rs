@@ -9,9 +9,7 @@ use crate::bbb::callbacks::{RecordingReady, sign_recording_ready};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub(crate) use crate::clock::unix_ms as now_ms;
 
 /// The metadata keys the post-publish script reads the callback URL from, in its order.
 const RECORDING_READY_KEYS: [&str; 3] = [
