@@ -7,8 +7,13 @@
 //! due from the database, posts it with `sendChatMessage` (or through the bot when the server
 //! has no such call), and on failure tries again later with backoff, so a message written while
 //! BBB is unreachable arrives late but arrives.
+//!
+//! With Redis (`chat.redis_url`), rooms span instances (see [`cluster`](super::cluster)): the
+//! instance that opened a room owns it and also serves the connections other instances relay
+//! to it; an instance without the room relays its viewers to the owner.
 
-use super::protocol::{self, ClientFrame, Message, ServerEvent};
+use super::cluster::{self, Cluster, Down, Up};
+use super::protocol::{self, ClientFrame, ErrorCode, Message, ServerEvent};
 use super::room::{ConnId, Member, Out, Room, Settings};
 use crate::bbb::BbbApi;
 use crate::db::Db;
@@ -23,6 +28,12 @@ const REPLY_QUEUE: usize = 32;
 const COMMANDS: usize = 1024;
 /// Messages delivered into the meeting per round.
 const DELIVERY_BATCH: u32 = 20;
+/// Frames waiting to be published to other instances.
+const OUTBOX: usize = 4096;
+/// How often the viewer count is announced when it changes.
+pub const VIEWERS_EVERY: Duration = Duration::from_secs(2);
+/// A relay with no connection for this long closes.
+const RELAY_IDLE: Duration = Duration::from_secs(30);
 
 /// A frame ready to send.
 pub type Frame = Arc<str>;
@@ -69,6 +80,13 @@ enum Command {
         from_bot: bool,
     },
     Say(ServerEvent),
+    /// amphi posts `text` into the meeting as `sender` itself: not to be shown when it comes back.
+    Posted {
+        sender: String,
+        text: String,
+    },
+    /// From a relaying instance.
+    Remote(Up),
     End,
 }
 
@@ -77,6 +95,7 @@ enum Command {
 pub struct RoomHandle {
     commands: mpsc::Sender<Command>,
     delivered: tokio::sync::watch::Receiver<u64>,
+    viewers: tokio::sync::watch::Receiver<usize>,
     /// Member keys (`user:<id>`) of the webinar's owners and BBB moderators.
     moderators: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
@@ -107,6 +126,11 @@ impl RoomHandle {
     /// The id of the last audience message the meeting took (0 before the first).
     pub fn delivered(&self) -> tokio::sync::watch::Receiver<u64> {
         self.delivered.clone()
+    }
+
+    /// Connections to the room, on every instance (as last announced).
+    pub fn viewers(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.viewers.clone()
     }
 
     fn send(&self, command: Command) -> Result<(), HubError> {
@@ -184,6 +208,7 @@ pub struct Hub {
     rooms: Arc<Mutex<HashMap<String, RoomHandle>>>,
     connections: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
     per_address: usize,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Default for Hub {
@@ -217,7 +242,19 @@ impl Hub {
             rooms: Arc::default(),
             connections: Arc::default(),
             per_address,
+            cluster: None,
         }
+    }
+
+    /// Joins the rooms of this hub with those of other instances through `cluster`.
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(Arc::new(cluster));
+        self
+    }
+
+    /// The rooms are shared with other instances.
+    pub fn is_clustered(&self) -> bool {
+        self.cluster.is_some()
     }
 
     /// Connections `address` holds now.
@@ -254,7 +291,8 @@ impl Hub {
     }
 
     /// Opens the room of `live` (its history comes back from the database) and starts
-    /// delivering its messages into `meeting`. Opening an open room returns it.
+    /// delivering its messages into `meeting`. Opening an open room returns it. With a
+    /// cluster, this instance becomes the room's owner for every instance.
     pub async fn open(
         &self,
         live: &str,
@@ -262,29 +300,60 @@ impl Hub {
         db: Db,
         meeting: Meeting,
     ) -> Result<RoomHandle, crate::db::Error> {
-        if let Some(room) = self.room(live) {
+        if let Some(room) = self.room(live)
+            && !room.commands.is_closed()
+        {
             return Ok(room);
         }
         let mut room = Room::new(settings.clone(), db.chat_next_id(live).await?);
         room.restore(db.chat_history(live, settings.history as u32).await?);
         let (commands, receiver) = mpsc::channel(COMMANDS);
         let (delivered_tx, delivered) = tokio::sync::watch::channel(0);
+        let (viewers_tx, viewers) = tokio::sync::watch::channel(0);
         let handle = RoomHandle {
             commands,
             delivered,
+            viewers,
             moderators: Arc::default(),
         };
         let delivery = Arc::new(Notify::new());
         // Messages left undelivered by an earlier run go first.
         delivery.notify_one();
-        // The delivery stops when the room's task does.
+        // The other tasks stop when the room's task does.
         let (open, closed) = tokio::sync::watch::channel(());
+        let outbox = self.cluster.as_ref().map(|cluster| {
+            let (outbox, queued) = mpsc::channel(OUTBOX);
+            tokio::spawn(own(
+                Arc::clone(cluster),
+                live.to_owned(),
+                handle.commands.downgrade(),
+                queued,
+                closed.clone(),
+            ));
+            outbox
+        });
+        if let Some(every) = settings.viewers_post_every {
+            tokio::spawn(post_viewers(
+                meeting.clone(),
+                settings.viewers_post_text.clone(),
+                settings.viewers_post_sender.clone(),
+                every,
+                handle.commands.downgrade(),
+                handle.viewers(),
+                closed.clone(),
+            ));
+        }
         tokio::spawn(run(
             live.to_owned(),
             room,
             db.clone(),
             receiver,
-            Arc::clone(&delivery),
+            Shared {
+                delivery: Arc::clone(&delivery),
+                moderators: Arc::clone(&handle.moderators),
+                viewers: viewers_tx,
+                outbox,
+            },
             open,
         ));
         tokio::spawn(deliver(
@@ -300,6 +369,51 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .insert(live.to_owned(), handle.clone());
         Ok(handle)
+    }
+
+    /// The room of `live` for a viewer of this instance: the open room, or, with a cluster, a
+    /// relay to the instance that owns it. `None` when no instance has the room.
+    pub async fn room_or_relay(&self, live: &str) -> Result<Option<RoomHandle>, HubError> {
+        if let Some(room) = self.room(live)
+            && !room.commands.is_closed()
+        {
+            return Ok(Some(room));
+        }
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        match cluster.owner(live).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(live, error = %e, "cannot find the instance that owns a chat room");
+                return Err(HubError::Busy);
+            }
+        }
+        let down = cluster
+            .subscribe(&cluster::down_channel(live))
+            .await
+            .map_err(|e| {
+                tracing::warn!(live, error = %e, "cannot relay a chat room");
+                HubError::Busy
+            })?;
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(room) = rooms.get(live)
+            && !room.commands.is_closed()
+        {
+            // Another viewer opened it meanwhile.
+            return Ok(Some(room.clone()));
+        }
+        let (commands, receiver) = mpsc::channel(COMMANDS);
+        let handle = RoomHandle {
+            commands,
+            delivered: tokio::sync::watch::channel(0).1,
+            viewers: tokio::sync::watch::channel(0).1,
+            moderators: Arc::default(),
+        };
+        tokio::spawn(relay(Arc::clone(cluster), live.to_owned(), receiver, down));
+        rooms.insert(live.to_owned(), handle.clone());
+        Ok(Some(handle))
     }
 
     /// Closes the room of `live` (after [`RoomHandle::end`]); its connections end.
@@ -326,13 +440,15 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, line: String, everyone: &broadcast::Sender<Frame>) {
+    /// Adds an event; returns a frame when one is due now.
+    fn push(&mut self, line: String) -> Option<Frame> {
         let now = tokio::time::Instant::now();
         let quiet = self.last_sent.is_none_or(|t| now - t >= BATCH_WINDOW);
         self.lines.push(line);
         if (quiet && self.lines.len() == 1) || self.lines.len() >= BATCH_EVENTS {
-            self.flush(everyone);
+            return self.flush();
         }
+        None
     }
 
     /// Completes when the waiting events are due.
@@ -344,14 +460,14 @@ impl Batch {
         }
     }
 
-    fn flush(&mut self, everyone: &broadcast::Sender<Frame>) {
+    fn flush(&mut self) -> Option<Frame> {
         if self.lines.is_empty() {
-            return;
+            return None;
         }
         let frame = self.lines.join("\n");
         self.lines.clear();
         self.last_sent = Some(tokio::time::Instant::now());
-        let _ = everyone.send(Arc::from(frame));
+        Some(Arc::from(frame))
     }
 }
 
@@ -359,18 +475,201 @@ fn encode(event: &ServerEvent) -> Frame {
     Arc::from(protocol::encode(event))
 }
 
+/// What a room's task shares with the other tasks of the live.
+struct Shared {
+    delivery: Arc<Notify>,
+    moderators: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    viewers: tokio::sync::watch::Sender<usize>,
+    /// Frames for the other instances, with a cluster.
+    outbox: Option<mpsc::Sender<String>>,
+}
+
+impl Shared {
+    fn is_moderator(&self, key: &str) -> bool {
+        self.moderators
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    fn publish(&self, down: Down<'_>) {
+        if let Some(outbox) = &self.outbox
+            && outbox.try_send(down.encode()).is_err()
+        {
+            tracing::warn!(
+                "the chat's Redis link is behind: a frame for other instances was dropped"
+            );
+        }
+    }
+}
+
+/// Where a connection's own answers go.
+enum Sink {
+    Local(mpsc::Sender<Frame>),
+    /// A connection another instance relays.
+    Remote {
+        instance: String,
+        conn: u64,
+    },
+}
+
+/// The connections of a room, on this instance and relayed.
+struct Connections {
+    sinks: HashMap<ConnId, Sink>,
+    /// Relayed connections: (instance, its connection number) to ours.
+    remote: HashMap<(String, u64), ConnId>,
+    /// When each relaying instance was last heard from.
+    heard: HashMap<String, tokio::time::Instant>,
+    next: ConnId,
+}
+
+impl Connections {
+    fn new() -> Self {
+        Self {
+            sinks: HashMap::new(),
+            remote: HashMap::new(),
+            heard: HashMap::new(),
+            next: 1,
+        }
+    }
+
+    fn add(&mut self, sink: Sink) -> ConnId {
+        let conn = self.next;
+        self.next += 1;
+        if let Sink::Remote {
+            instance,
+            conn: theirs,
+        } = &sink
+        {
+            self.remote.insert((instance.clone(), *theirs), conn);
+        }
+        self.sinks.insert(conn, sink);
+        conn
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        if let Some(Sink::Remote {
+            instance,
+            conn: theirs,
+        }) = self.sinks.remove(&conn)
+        {
+            self.remote.remove(&(instance, theirs));
+        }
+    }
+
+    /// Our number for a relayed connection; one the owner has not seen join (it joined an
+    /// earlier owner) is added.
+    fn relayed(&mut self, instance: &str, theirs: u64) -> ConnId {
+        match self.remote.get(&(instance.to_owned(), theirs)) {
+            Some(conn) => *conn,
+            None => self.add(Sink::Remote {
+                instance: instance.to_owned(),
+                conn: theirs,
+            }),
+        }
+    }
+
+    /// Forgets the connections of instances not heard from for `timeout`; returns them.
+    fn prune(&mut self, timeout: Duration) -> Vec<ConnId> {
+        let now = tokio::time::Instant::now();
+        self.heard.retain(|_, at| now - *at < timeout);
+        let gone: Vec<ConnId> = self
+            .remote
+            .iter()
+            .filter(|((instance, _), _)| !self.heard.contains_key(instance))
+            .map(|(_, conn)| *conn)
+            .collect();
+        for conn in &gone {
+            self.remove(*conn);
+        }
+        gone
+    }
+
+    fn reply(&mut self, conn: ConnId, event: &ServerEvent, shared: &Shared) {
+        match self.sinks.get(&conn) {
+            Some(Sink::Local(tx)) if tx.try_send(encode(event)).is_err() => {
+                // Too slow or gone: its socket task ends when the queue closes.
+                self.sinks.remove(&conn);
+            }
+            Some(Sink::Local(_)) | None => {}
+            Some(Sink::Remote { instance, conn }) => shared.publish(Down::To {
+                instance,
+                conn: *conn,
+                frame: &protocol::encode(event),
+            }),
+        }
+    }
+}
+
+/// What a relayed command asks of the room: its answers and the connection they are for.
+fn relayed(
+    up: Up,
+    room: &mut Room,
+    connections: &mut Connections,
+    shared: &Shared,
+) -> Option<(Vec<Out>, ConnId)> {
+    connections
+        .heard
+        .insert(up.from().to_owned(), tokio::time::Instant::now());
+    match up {
+        Up::Join {
+            from,
+            conn,
+            mut member,
+        } => {
+            member.moderator |= shared.is_moderator(&member.key);
+            let ours = connections.relayed(&from, conn);
+            let first = room.join(&member).into_iter().map(Out::Reply).collect();
+            Some((first, ours))
+        }
+        Up::Frame {
+            from,
+            conn,
+            mut member,
+            frame,
+        } => {
+            member.moderator |= shared.is_moderator(&member.key);
+            let ours = connections.relayed(&from, conn);
+            let outs = match protocol::parse(&frame) {
+                Ok(frame) => room.handle(crate::clock::unix_ms(), ours, &member, frame),
+                Err(e) => vec![Out::Reply(ServerEvent::Error {
+                    code: ErrorCode::BadFrame,
+                    reason: e.to_string(),
+                })],
+            };
+            Some((outs, ours))
+        }
+        Up::Leave { from, conn } => {
+            if let Some(ours) = connections.remote.get(&(from, conn)).copied() {
+                connections.remove(ours);
+                room.leave(ours);
+            }
+            None
+        }
+        Up::Alive { .. } => None,
+    }
+}
+
 async fn run(
     live: String,
     mut room: Room,
     db: Db,
     mut commands: mpsc::Receiver<Command>,
-    delivery: Arc<Notify>,
+    shared: Shared,
     _open: tokio::sync::watch::Sender<()>,
 ) {
     let (everyone, _) = broadcast::channel::<Frame>(room.settings().broadcast_queue.max(1));
-    let mut replies: HashMap<ConnId, mpsc::Sender<Frame>> = HashMap::new();
-    let mut next_conn: ConnId = 1;
+    let fan_out = |frame: Option<Frame>| {
+        if let Some(frame) = frame {
+            shared.publish(Down::All(&frame));
+            let _ = everyone.send(frame);
+        }
+    };
+    let mut connections = Connections::new();
     let mut batch = Batch::default();
+    let mut tick = tokio::time::interval(VIEWERS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut announced = 0;
     loop {
         let command = tokio::select! {
             command = commands.recv() => match command {
@@ -378,28 +677,40 @@ async fn run(
                 None => break,
             },
             () = batch.due() => {
-                batch.flush(&everyone);
+                fan_out(batch.flush());
+                continue;
+            }
+            _ = tick.tick() => {
+                for conn in connections.prune(cluster::RELAY_TIMEOUT) {
+                    room.leave(conn);
+                }
+                let count = connections.sinks.len();
+                if count != announced {
+                    announced = count;
+                    shared.viewers.send_replace(count);
+                    fan_out(batch.push(protocol::encode(&ServerEvent::Viewers { count })));
+                }
                 continue;
             }
         };
         let (outs, from) = match command {
             Command::Join { member, reply } => {
-                let conn = next_conn;
-                next_conn += 1;
                 let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+                let first = room.join(&member).iter().map(encode).collect();
+                let conn = connections.add(Sink::Local(tx));
                 let joined = Joined {
                     conn,
-                    first: room.join(&member).iter().map(encode).collect(),
+                    first,
                     events: everyone.subscribe(),
                     replies: rx,
                 };
-                if reply.send(joined).is_ok() {
-                    replies.insert(conn, tx);
+                if reply.send(joined).is_err() {
+                    connections.remove(conn);
                 }
                 continue;
             }
             Command::Leave(conn) => {
-                replies.remove(&conn);
+                connections.remove(conn);
                 room.leave(conn);
                 continue;
             }
@@ -421,32 +732,250 @@ async fn run(
                 None,
             ),
             Command::Say(event) => (vec![Out::All(event)], None),
+            Command::Posted { sender, text } => {
+                room.expect_echo(sender, text);
+                continue;
+            }
+            Command::Remote(up) => match relayed(up, &mut room, &mut connections, &shared) {
+                Some((outs, conn)) => (outs, Some(conn)),
+                None => continue,
+            },
             Command::End => (room.end(), None),
         };
         for out in outs {
             match out {
                 Out::All(event) => {
                     keep_moderation(&db, &live, &event).await;
-                    batch.push(protocol::encode(&event), &everyone);
+                    fan_out(batch.push(protocol::encode(&event)));
                 }
                 Out::Reply(event) => {
-                    if let Some(conn) = from
-                        && let Some(tx) = replies.get(&conn)
-                        && tx.try_send(encode(&event)).is_err()
-                    {
-                        // Too slow or gone: its socket task ends when the queue closes.
-                        replies.remove(&conn);
+                    if let Some(conn) = from {
+                        connections.reply(conn, &event, &shared);
                     }
                 }
                 Out::Forward { message, sender } => {
                     keep(&db, &live, &message, Some(&sender)).await;
-                    delivery.notify_one();
+                    shared.delivery.notify_one();
                 }
                 Out::Keep(message) => keep(&db, &live, &message, None).await,
             }
         }
     }
-    batch.flush(&everyone);
+    fan_out(batch.flush());
+}
+
+/// The owner's side of a clustered room: announces the owner, publishes what the room says to
+/// the other instances, and passes what they relay to the room, until the room closes.
+async fn own(
+    cluster: Arc<Cluster>,
+    live: String,
+    // Weak: the room closes when its last handle goes, whatever this task does.
+    commands: mpsc::WeakSender<Command>,
+    mut outbox: mpsc::Receiver<String>,
+    mut closed: tokio::sync::watch::Receiver<()>,
+) {
+    use futures_util::StreamExt;
+    let (up, down) = (cluster::up_channel(&live), cluster::down_channel(&live));
+    let mut relayed: Option<redis::aio::PubSubStream> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    let mut heartbeat = tokio::time::interval(cluster::HEARTBEAT);
+    loop {
+        let mut lost = false;
+        if relayed.is_none() && tokio::time::Instant::now() >= retry_at {
+            match cluster.subscribe(&up).await {
+                Ok(stream) => relayed = Some(stream),
+                Err(e) => {
+                    tracing::warn!(live, error = %e, "other instances' viewers cannot reach this chat room for now");
+                    retry_at = tokio::time::Instant::now() + Duration::from_secs(2);
+                }
+            }
+        }
+        let waiting = relayed.is_none();
+        let message = async {
+            match relayed.as_mut() {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = closed.changed() => break,
+            _ = heartbeat.tick() => {
+                if let Err(e) = cluster.claim(&live).await {
+                    tracing::warn!(live, error = %e, "cannot announce this instance as the chat room's owner");
+                }
+            }
+            payload = outbox.recv() => {
+                let Some(payload) = payload else { break };
+                if let Err(e) = cluster.publish(&down, &payload).await {
+                    tracing::warn!(live, error = %e, "a chat frame did not reach the other instances");
+                }
+            }
+            message = message => match message {
+                Some(message) => match serde_json::from_slice::<Up>(message.get_payload_bytes()) {
+                    Ok(up) if up.from() == cluster.instance => {}
+                    Ok(up) => {
+                        let Some(commands) = commands.upgrade() else { break };
+                        if commands.try_send(Command::Remote(up)).is_err() {
+                            tracing::warn!(live, "the chat room is busy: a relayed frame was dropped");
+                        }
+                    }
+                    Err(e) => tracing::warn!(live, error = %e, "a relayed chat frame was not understood"),
+                },
+                None => {
+                    lost = true;
+                }
+            },
+            () = tokio::time::sleep_until(retry_at), if waiting => {}
+        }
+        if lost {
+            relayed = None;
+            retry_at = tokio::time::Instant::now() + Duration::from_secs(1);
+        }
+    }
+    if let Err(e) = cluster.release(&live).await {
+        tracing::warn!(live, error = %e, "cannot give up the chat room's ownership; it expires by itself");
+    }
+}
+
+/// A room owned by another instance, for this instance's viewers: their joins, frames and
+/// leaves go up, the room's frames come down. It ends when its last viewer has been gone a
+/// while, or when the link to Redis breaks (its viewers then reconnect).
+async fn relay(
+    cluster: Arc<Cluster>,
+    live: String,
+    mut commands: mpsc::Receiver<Command>,
+    mut down: redis::aio::PubSubStream,
+) {
+    use futures_util::StreamExt;
+    let up = cluster::up_channel(&live);
+    let from = cluster.instance.clone();
+    let (everyone, _) = broadcast::channel::<Frame>(Settings::default().broadcast_queue);
+    let mut replies: HashMap<ConnId, mpsc::Sender<Frame>> = HashMap::new();
+    let mut next_conn: ConnId = 1;
+    let mut heartbeat = tokio::time::interval(cluster::HEARTBEAT);
+    let mut idle_since = Some(tokio::time::Instant::now());
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                let (conn, message) = match command {
+                    Command::Join { member, reply } => {
+                        let conn = next_conn;
+                        next_conn += 1;
+                        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+                        let joined = Joined { conn, first: Vec::new(), events: everyone.subscribe(), replies: rx };
+                        if reply.send(joined).is_err() {
+                            continue;
+                        }
+                        replies.insert(conn, tx);
+                        idle_since = None;
+                        (conn, Up::Join { from: from.clone(), conn, member })
+                    }
+                    Command::Frame { conn, member, frame, .. } => {
+                        let frame = serde_json::to_string(&frame).unwrap_or_default();
+                        (conn, Up::Frame { from: from.clone(), conn, member, frame })
+                    }
+                    Command::Leave(conn) => {
+                        replies.remove(&conn);
+                        if replies.is_empty() {
+                            idle_since = Some(tokio::time::Instant::now());
+                        }
+                        (conn, Up::Leave { from: from.clone(), conn })
+                    }
+                    // The meeting's side of the room is the owner's.
+                    _ => continue,
+                };
+                let leaving = matches!(message, Up::Leave { .. });
+                let payload = serde_json::to_string(&message).unwrap_or_default();
+                let reached = cluster.publish(&up, &payload).await;
+                if !leaving && !matches!(reached, Ok(n) if n > 0)
+                    && let Some(tx) = replies.get(&conn)
+                {
+                    let _ = tx.try_send(encode(&ServerEvent::Error {
+                        code: ErrorCode::Unavailable,
+                        reason: "The chat cannot be reached for a moment; try again shortly.".to_owned(),
+                    }));
+                }
+            }
+            message = down.next() => {
+                let Some(message) = message else {
+                    tracing::warn!(live, "the link to the chat's Redis server broke: this instance's viewers reconnect");
+                    break;
+                };
+                match std::str::from_utf8(message.get_payload_bytes()).ok().and_then(Down::decode) {
+                    Some(Down::All(frame)) => {
+                        let _ = everyone.send(Arc::from(frame));
+                    }
+                    Some(Down::To { instance, conn, frame }) if instance == from => {
+                        if let Some(tx) = replies.get(&conn)
+                            && tx.try_send(Arc::from(frame)).is_err()
+                        {
+                            replies.remove(&conn);
+                        }
+                    }
+                    Some(Down::To { .. }) => {}
+                    None => tracing::warn!(live, "a chat frame from the owning instance was not understood"),
+                }
+            }
+            _ = heartbeat.tick() => {
+                if idle_since.is_some_and(|at| at.elapsed() >= RELAY_IDLE) {
+                    break;
+                }
+                let alive = serde_json::to_string(&Up::Alive { from: from.clone() }).unwrap_or_default();
+                if let Err(e) = cluster.publish(&up, &alive).await {
+                    tracing::warn!(live, error = %e, "cannot reach the chat's Redis server");
+                }
+            }
+        }
+    }
+    for conn in replies.keys() {
+        let leave = Up::Leave {
+            from: from.clone(),
+            conn: *conn,
+        };
+        let _ = cluster
+            .publish(&up, &serde_json::to_string(&leave).unwrap_or_default())
+            .await;
+    }
+}
+
+/// Posts "N students are watching the live" into the meeting every `every` while someone is.
+async fn post_viewers(
+    meeting: Meeting,
+    template: String,
+    sender: String,
+    every: Duration,
+    room: mpsc::WeakSender<Command>,
+    viewers: tokio::sync::watch::Receiver<usize>,
+    mut closed: tokio::sync::watch::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = closed.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let count = *viewers.borrow();
+        if count == 0 {
+            continue;
+        }
+        let text = template.replace("{count}", &count.to_string());
+        let posted = Command::Posted {
+            sender: sender.clone(),
+            text: text.clone(),
+        };
+        let Some(room) = room.upgrade() else { return };
+        if room.try_send(posted).is_err() {
+            continue;
+        }
+        if let Err(e) = meeting
+            .api
+            .send_chat_message(&meeting.meeting_id, &text, Some(&sender))
+            .await
+        {
+            tracing::info!(error = %e, "the viewer count could not be posted into the meeting");
+        }
+    }
 }
 
 async fn keep(db: &Db, live: &str, message: &Message, sender: Option<&str>) {

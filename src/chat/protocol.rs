@@ -15,13 +15,13 @@ pub const MAX_NICKNAME_CHARS: usize = 40;
 const MAX_DEPTH: usize = 4;
 
 /// What a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// A message (a question in Q&A mode); `nickname` where anonymous writing is allowed.
     Message {
         text: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         nickname: Option<String>,
     },
     /// Adds the sender's vote to a queued question.
@@ -33,7 +33,7 @@ pub enum ClientFrame {
     /// Moderators: mutes an author for `seconds` (for the rest of the live without it).
     Mute {
         author: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         seconds: Option<u32>,
     },
     /// Moderators: lets a muted author write again.
@@ -176,6 +176,8 @@ pub enum ErrorCode {
     ChatOff,
     Ended,
     UnknownMessage,
+    /// The instance serving the connection cannot reach the room for now.
+    Unavailable,
 }
 
 /// Why a frame did not parse.

@@ -28,6 +28,12 @@ pub struct Settings {
     pub rate_mute_ms: i64,
     /// Frames for everyone a connection may fall behind by before it is dropped.
     pub broadcast_queue: usize,
+    /// How often the number of viewers is posted into the meeting (`None`: never)…
+    pub viewers_post_every: Option<std::time::Duration>,
+    /// …with this text (`{count}` is the number)…
+    pub viewers_post_text: String,
+    /// …under this sender name.
+    pub viewers_post_sender: String,
 }
 
 impl Settings {
@@ -37,6 +43,8 @@ impl Settings {
             anonymous,
             enabled,
             history: chat.history as usize,
+            viewers_post_every: (chat.viewers_post_minutes > 0)
+                .then(|| std::time::Duration::from_secs(u64::from(chat.viewers_post_minutes) * 60)),
             ..Self::default()
         }
     }
@@ -52,12 +60,15 @@ impl Default for Settings {
             rate_window_ms: 2000,
             rate_mute_ms: 10_000,
             broadcast_queue: 256,
+            viewers_post_every: None,
+            viewers_post_text: "{count} students are watching the live".to_owned(),
+            viewers_post_sender: "amphi".to_owned(),
         }
     }
 }
 
 /// Who is on the other end of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// Stable for the live: `user:<id>` for a signed-in user, `guest:<random>` otherwise.
     pub key: String,
@@ -175,6 +186,15 @@ impl Room {
     /// A connection closed.
     pub fn leave(&mut self, conn: ConnId) {
         self.recent_by_conn.remove(&conn);
+    }
+
+    /// amphi itself posts `text` into the meeting as `sender`: when it comes back from the
+    /// meeting it is not shown.
+    pub fn expect_echo(&mut self, sender: String, text: String) {
+        self.echoes.push_back((sender, text));
+        while self.echoes.len() > ECHOES {
+            self.echoes.pop_front();
+        }
     }
 
     /// The live ended: nobody writes any more.
@@ -383,10 +403,7 @@ impl Room {
         }
         self.remember(message.clone());
         let sender = format!("{name} (live)");
-        self.echoes.push_back((sender.clone(), text));
-        while self.echoes.len() > ECHOES {
-            self.echoes.pop_front();
-        }
+        self.expect_echo(sender.clone(), text);
         vec![
             Out::Forward {
                 message: message.clone(),

@@ -16,6 +16,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("AMPHI_BBB_SECRET", "bbb.secret"),
     ("AMPHI_BBB_CHECKSUM", "bbb.checksum"),
     ("AMPHI_SMTP_URL", "mail.smtp_url"),
+    ("AMPHI_REDIS_URL", "chat.redis_url"),
 ];
 
 impl Config {
@@ -52,6 +53,7 @@ impl Config {
                 "AMPHI_BBB_API_URL" => self.bbb.api_url = value,
                 "AMPHI_BBB_SECRET" => self.bbb.secret = Redacted::new(value),
                 "AMPHI_SMTP_URL" => self.mail.smtp_url = Redacted::new(value),
+                "AMPHI_REDIS_URL" => self.chat.redis_url = Redacted::new(value),
                 "AMPHI_BBB_CHECKSUM" => {
                     self.bbb.checksum = match value.to_ascii_lowercase().as_str() {
                         "sha1" => ChecksumAlgorithm::Sha1,

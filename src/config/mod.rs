@@ -52,6 +52,13 @@ pub struct ChatConfig {
     pub connections_per_address: u32,
     /// Messages a viewer receives on connecting. Default `50`.
     pub history: u32,
+    /// Redis server joining the chat rooms of several amphi instances
+    /// (`redis://[user:password@]host[:port][/db]`). Empty: rooms are this instance's own.
+    /// Env `AMPHI_REDIS_URL`.
+    pub redis_url: Redacted<String>,
+    /// Minutes between two "N students are watching the live" posts in the meeting's chat;
+    /// `0` never posts. Default `10`.
+    pub viewers_post_minutes: u32,
 }
 
 impl Default for ChatConfig {
@@ -59,6 +66,8 @@ impl Default for ChatConfig {
         Self {
             connections_per_address: 500,
             history: 50,
+            redis_url: Redacted::default(),
+            viewers_post_minutes: 10,
         }
     }
 }
@@ -711,6 +720,10 @@ impl Config {
         }
         if !(1..=500).contains(&self.chat.history) {
             return Err(invalid("chat.history", "must be between 1 and 500"));
+        }
+        if !self.chat.redis_url.is_empty() {
+            crate::chat::cluster::Cluster::new(self.chat.redis_url.expose())
+                .map_err(|e| invalid("chat.redis_url", &e))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", &e.to_string()))?;

@@ -120,7 +120,15 @@ pub async fn chat(
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     use crate::chat::room::Member;
-    let room = state.chat.room(&slug).ok_or(AppError::NotFound)?;
+    let room = match state.chat.room_or_relay(&slug).await {
+        Ok(Some(room)) => room,
+        Ok(None) => return Err(AppError::NotFound),
+        Err(_) => {
+            return Err(AppError::Unavailable(super::Msg::new(
+                "live.chat_unavailable",
+            )));
+        }
+    };
     let admitted = state
         .chat
         .admit(ctx.client_ip)

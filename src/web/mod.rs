@@ -91,9 +91,14 @@ impl AppState {
             Err(e) => return Err(e.to_string()),
         };
         let lives = crate::hls::Lives::default();
-        let chat = crate::chat::hub::Hub::with_connection_cap(
+        let mut chat = crate::chat::hub::Hub::with_connection_cap(
             config.chat.connections_per_address as usize,
         );
+        if !config.chat.redis_url.is_empty() {
+            chat = chat.with_cluster(crate::chat::cluster::Cluster::new(
+                config.chat.redis_url.expose(),
+            )?);
+        }
         Ok(Self {
             config: Arc::new(config),
             db,

@@ -166,7 +166,11 @@ async fn audience_and_meeting_talk_both_ways_without_echoes() {
     let room = hub
         .open(
             "chimie",
-            Settings::default(),
+            Settings {
+                // Ten minutes by default.
+                viewers_post_every: Some(Duration::from_millis(500)),
+                ..Settings::default()
+            },
             test_db.db.clone(),
             meeting_for(Arc::clone(&api), &meeting.id),
         )
@@ -235,10 +239,39 @@ async fn audience_and_meeting_talk_both_ways_without_echoes() {
             "no echo of the question: {before:?}"
         );
     }
-    // Both are kept.
+    // The meeting hears how many students watch; the post comes back through the bot and is
+    // not shown to the audience.
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(amphi::client::state::Change::Chat(m)) = seen_by_bot.recv().await
+                && m.text == "3 students are watching the live"
+            {
+                assert_eq!(m.sender_name, "amphi");
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the viewer count reaches the meeting's chat");
+    meeting
+        .events(json!([{"type": "chat", "name": "Prof. Curie", "text": "Next question?"}]))
+        .await;
+    for viewer in &mut viewers {
+        let next = viewer.until("message", |_| true).await;
+        assert_eq!(next["message"]["text"], "Next question?", "{next}");
+    }
+
+    // The three messages are kept, not the count.
     let kept = test_db.db.chat_history("chimie", 50).await.unwrap();
     let texts: Vec<&str> = kept.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, ["Is the exam in June?", "Yes, on the 12th."]);
+    assert_eq!(
+        texts,
+        [
+            "Is the exam in June?",
+            "Yes, on the 12th.",
+            "Next question?"
+        ]
+    );
     let mut delivered = room.delivered();
     tokio::time::timeout(PATIENCE, delivered.wait_for(|id| *id == 1))
         .await

@@ -9,6 +9,7 @@ mod bbb_fixtures;
 mod bot;
 mod bridge;
 mod chat;
+mod chat_cluster;
 mod cli;
 mod config;
 mod db;

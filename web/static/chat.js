@@ -97,6 +97,11 @@
       case "muted": if (me && me.key === e.author_key) { say(d.muted); } break;
       case "unmuted": if (me && me.key === e.author_key) { showMode(); } break;
       case "mode": mode = e.mode; showMode(); break;
+      case "viewers":
+        // The chat counts viewers on every instance; the page's own count is this instance's.
+        var viewers = document.getElementById("live-viewers");
+        if (viewers) { viewers.dataset.fromChat = "1"; viewers.textContent = viewers.dataset.label.replace("{n}", e.count); }
+        break;
       case "status": if (e.status === "ended") { form.hidden = true; say(errorText("ended")); } break;
       case "error": say(errorText(e.code) || e.reason); break;
     }

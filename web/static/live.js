@@ -66,7 +66,7 @@
       var data = JSON.parse(e.data);
       box.dataset.status = data.status;
       if (status) status.textContent = status.dataset[data.status] || data.status;
-      if (viewers) viewers.textContent = viewers.dataset.label.replace("{n}", data.viewers);
+      if (viewers && !viewers.dataset.fromChat) viewers.textContent = viewers.dataset.label.replace("{n}", data.viewers);
       if (data.status === "live" && !hls && !video.src) start(playlist);
       if (data.status === "ended") events.close();
     });
