@@ -4,7 +4,15 @@
 //! the report gives the delivery latency's percentiles, what was lost, and the server's memory
 //! per connection and CPU.
 //!
-//! `cargo bench --bench chat_load -- [--sockets 10000] [--rate 20] [--seconds 30]`
+//! `cargo bench --bench chat_load -- [--sockets 10000] [--rate 20] [--seconds 30] [--split]`
+//!
+//! `--measure N` decodes and times the frames of the first N viewers only; the others read
+//! and discard their bytes without decoding them (as `wrk` does), so that on a small machine
+//! the load generator's own decoding does not delay what it measures. The server serves every
+//! viewer the same way either way.
+//!
+//! `--split` gives each side a core of its own (`taskset`: the server on CPU 0, the viewers on
+//! CPU 1), the nearest this machine gets to a load generator on another machine.
 //!
 //! Bounded: it stops after the given time and kills the server.
 
@@ -21,6 +29,9 @@ struct Options {
     sockets: usize,
     rate: u32,
     seconds: u64,
+    split: bool,
+    /// Viewers that decode and time what they receive (`None`: all).
+    measure: Option<usize>,
 }
 
 fn options() -> Options {
@@ -28,6 +39,8 @@ fn options() -> Options {
         sockets: 10_000,
         rate: 20,
         seconds: 30,
+        split: false,
+        measure: None,
     };
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -37,6 +50,12 @@ fn options() -> Options {
             "--sockets" => o.sockets = value.parse().expect("--sockets N"),
             "--rate" => o.rate = value.parse().expect("--rate N"),
             "--seconds" => o.seconds = value.parse().expect("--seconds N"),
+            "--measure" => o.measure = Some(value.parse().expect("--measure N")),
+            "--split" => {
+                o.split = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
@@ -162,7 +181,24 @@ fn main() {
         return;
     }
     let o = options();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    let exe = std::env::current_exe().unwrap();
+    let mut command = if o.split {
+        let status = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("taskset (util-linux) for --split");
+        assert!(
+            status.success(),
+            "taskset could not pin the viewers to CPU 1"
+        );
+        let mut command = std::process::Command::new("taskset");
+        command.args(["-c", "0"]).arg(&exe);
+        command
+    } else {
+        std::process::Command::new(&exe)
+    };
+    let mut child = command
         .arg("--serve")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -186,11 +222,14 @@ async fn run(o: Options, port: u16, pid: u32) {
     let received = Arc::new(AtomicU64::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
     let connected = Arc::new(AtomicUsize::new(0));
+    let measuring = Arc::new(AtomicUsize::new(0));
+    let drained = Arc::new(AtomicU64::new(0));
+    let measured = o.measure.unwrap_or(o.sockets).min(o.sockets);
     let started = Instant::now();
     // Viewers, connected 200 at a time.
     let mut viewers = Vec::with_capacity(o.sockets);
     let gate = Arc::new(tokio::sync::Semaphore::new(200));
-    for _ in 0..o.sockets {
+    for n in 0..o.sockets {
         let (url, histogram, received, closed, connected, gate) = (
             url.clone(),
             Arc::clone(&histogram),
@@ -199,6 +238,7 @@ async fn run(o: Options, port: u16, pid: u32) {
             Arc::clone(&connected),
             Arc::clone(&gate),
         );
+        let (measuring, drained) = (Arc::clone(&measuring), Arc::clone(&drained));
         viewers.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.unwrap();
             let Ok((socket, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
@@ -207,6 +247,24 @@ async fn run(o: Options, port: u16, pid: u32) {
             };
             drop(permit);
             connected.fetch_add(1, Ordering::Relaxed);
+            if n >= measured {
+                // Read and discard: the bytes are counted, not decoded.
+                use tokio::io::AsyncReadExt;
+                let mut stream = socket.into_inner();
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Ok(read) => {
+                            drained.fetch_add(read as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            measuring.fetch_add(1, Ordering::Relaxed);
             let (_write, mut read) = socket.split();
             while let Some(frame) = read.next().await {
                 match frame {
@@ -288,7 +346,7 @@ async fn run(o: Options, port: u16, pid: u32) {
     let dropped = closed.load(Ordering::Relaxed);
     let wall = o.seconds as f64 + 2.0;
     let sent = sent.load(Ordering::Relaxed);
-    let expected = sent * connected.load(Ordering::Relaxed) as u64;
+    let expected = sent * measuring.load(Ordering::Relaxed) as u64;
     let got = received.load(Ordering::Relaxed);
     println!(
         "chat_load: {} viewers connected in {connect_seconds:.1} s ({} refused or closed), {} senders, {sent} messages in {} s",
@@ -298,9 +356,18 @@ async fn run(o: Options, port: u16, pid: u32) {
         o.seconds
     );
     println!(
-        "deliveries {got} of {expected} ({:.3} %); viewers closed by the end: {dropped}",
-        got as f64 * 100.0 / expected.max(1) as f64
+        "deliveries {got} of {expected} ({:.3} %) to the {} timing viewers; viewers closed by the end: {dropped}",
+        got as f64 * 100.0 / expected.max(1) as f64,
+        measuring.load(Ordering::Relaxed)
     );
+    if measured < o.sockets {
+        println!(
+            "the {} other viewers read {:.1} MiB ({:.0} KiB each)",
+            o.sockets - measured,
+            drained.load(Ordering::Relaxed) as f64 / 1048576.0,
+            drained.load(Ordering::Relaxed) as f64 / 1024.0 / (o.sockets - measured).max(1) as f64
+        );
+    }
     println!(
         "delivery_ms p50 {} p99 {} p999 {} max {}",
         histogram.percentile(0.5),

@@ -36,6 +36,10 @@ pub enum Command {
         /// Data folder to use instead of a new temporary one.
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// End the simulated meeting after this many seconds; the live then stops, amphi
+        /// serves 10 s more and exits.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<u64>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -274,12 +278,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server::shutdown_signal().await;
             Ok(())
         }
-        Command::Demo { listen, data } => {
+        Command::Demo {
+            listen,
+            data,
+            duration,
+        } => {
             logging::init(&crate::config::LogConfig {
                 filter: std::env::var("AMPHI_LOG").unwrap_or_else(|_| "info".to_owned()),
                 ..Default::default()
             });
-            demo::run(DemoOptions { listen, data }).await
+            demo::run(DemoOptions {
+                listen,
+                data,
+                duration: duration.map(std::time::Duration::from_secs),
+            })
+            .await
         }
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;

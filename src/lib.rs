@@ -22,6 +22,7 @@ pub mod redact;
 pub mod server;
 pub mod sim;
 pub mod web;
+pub mod webinar;
 
 /// Installs the process-wide rustls crypto provider (ring). Call it first thing in `main` and in
 /// test setup; calling it twice is harmless.

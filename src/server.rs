@@ -95,6 +95,7 @@ pub async fn serve(
             Arc::clone(&state.clock),
         ))
     });
+    let webinars = state.webinars.spawn(state.events.subscribe());
     let hooks = match (&state.bbb, state.config.bbb.webhooks) {
         (Some(api), true) => Some(tokio::spawn(crate::bbb::webhooks::keep_registered(
             Arc::clone(api),
@@ -109,6 +110,7 @@ pub async fn serve(
         .await;
     purge.abort();
     journal.abort();
+    webinars.abort();
     for task in [hooks, sampler].into_iter().flatten() {
         task.abort();
     }

@@ -307,8 +307,9 @@ pub struct MeetingsConfig {
     /// `["recurrence", "frequency", "recurring_until", "nb_occurrences", "weekdays",
     /// "monthly_type"]`.
     pub recurring_fields: Vec<String>,
-    /// Fields of the webinar set (Pod's `MEETING_WEBINAR_FIELDS`). Default `["is_webinar",
-    /// "enable_chat"]`.
+    /// Fields of the webinar set (Pod's `MEETING_WEBINAR_FIELDS`, plus amphi's layout and chat
+    /// options). Default `["is_webinar", "enable_chat", "webinar_layout",
+    /// "webinar_anonymous_chat"]`.
     pub webinar_fields: Vec<String>,
     /// How long one `getMeetings` answer serves every "running" badge, in seconds. Default `5`.
     pub status_cache_seconds: u32,
@@ -331,6 +332,12 @@ pub struct WebinarConfig {
     /// Name of amphi's bot in BBB's user list. Default `""`: "Diffusion en direct" or "Live
     /// stream", in `site.default_language`.
     pub bot_name: String,
+    /// Minutes the bot stays in a meeting without any moderator before it ends the live and
+    /// leaves (so it never keeps an empty meeting alive). Default `5`.
+    pub no_moderator_minutes: u32,
+    /// This instance's name on the capture leases in the database. Default `""`: the host
+    /// name, the port and a random suffix (new at each start).
+    pub instance: String,
 }
 
 impl Config {
@@ -494,7 +501,14 @@ impl Default for MeetingsConfig {
             ]
             .map(str::to_owned)
             .to_vec(),
-            webinar_fields: ["is_webinar", "enable_chat"].map(str::to_owned).to_vec(),
+            webinar_fields: [
+                "is_webinar",
+                "enable_chat",
+                "webinar_layout",
+                "webinar_anonymous_chat",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             status_cache_seconds: 5,
         }
     }
@@ -517,6 +531,8 @@ impl Default for WebinarConfig {
             admin_group: "meeting webinar admin".to_owned(),
             max_lives: 2,
             bot_name: String::new(),
+            no_moderator_minutes: 5,
+            instance: String::new(),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct MeetingFields {
     pub voice_bridge: Option<u32>,
     pub is_webinar: bool,
     pub enable_chat: bool,
+    /// How the webinar's live is composed (a `media::layout` name).
+    pub webinar_layout: String,
+    /// Anyone with a nickname may write in the live's chat (else signed-in users only).
+    pub webinar_anonymous_chat: bool,
 }
 
 /// A stored meeting.
@@ -102,8 +106,9 @@ macro_rules! meeting_columns {
          guest_policy, lock_settings_disable_cam, lock_settings_disable_mic, \
          lock_settings_disable_private_chat, lock_settings_disable_public_chat, \
          lock_settings_disable_note, lock_settings_locked_layout, parent_meeting_id, \
-         voice_bridge, slides, is_personal, is_webinar, enable_chat, internal_meeting_id, \
-         bbb_create_time, is_running, created_at, updated_at"
+         voice_bridge, slides, is_personal, is_webinar, enable_chat, webinar_layout, \
+         webinar_anonymous_chat, internal_meeting_id, bbb_create_time, is_running, created_at, \
+         updated_at"
     };
 }
 
@@ -118,11 +123,11 @@ macro_rules! field_columns {
          lock_settings_disable_cam, lock_settings_disable_mic, \
          lock_settings_disable_private_chat, lock_settings_disable_public_chat, \
          lock_settings_disable_note, lock_settings_locked_layout, parent_meeting_id, \
-         voice_bridge, is_webinar, enable_chat"
+         voice_bridge, is_webinar, enable_chat, webinar_layout, webinar_anonymous_chat"
     };
 }
 
-/// Binds [`MeetingFields`] in the order of [`field_columns!`] (29 values).
+/// Binds [`MeetingFields`] in the order of [`field_columns!`] (31 values).
 macro_rules! bind_fields {
     ($query:expr, $f:expr) => {{
         let f: &MeetingFields = $f;
@@ -157,6 +162,8 @@ macro_rules! bind_fields {
             .bind(f.voice_bridge.map(i64::from))
             .bind(f.is_webinar)
             .bind(f.enable_chat)
+            .bind(&f.webinar_layout)
+            .bind(f.webinar_anonymous_chat)
     }};
 }
 
@@ -227,6 +234,8 @@ struct MeetingRow {
     is_personal: bool,
     is_webinar: bool,
     enable_chat: bool,
+    webinar_layout: String,
+    webinar_anonymous_chat: bool,
     internal_meeting_id: Option<String>,
     bbb_create_time: Option<i64>,
     is_running: bool,
@@ -295,6 +304,8 @@ impl MeetingRow {
                 voice_bridge: self.voice_bridge.map(small),
                 is_webinar: self.is_webinar,
                 enable_chat: self.enable_chat,
+                webinar_layout: self.webinar_layout,
+                webinar_anonymous_chat: self.webinar_anonymous_chat,
             },
             moderator_password: self.moderator_password,
             slides: self.slides,
@@ -397,8 +408,8 @@ impl Db {
             field_columns!(),
             ", meeting_id, moderator_password, is_personal, created_at, updated_at) VALUES ",
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, ",
-            "$19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) ",
-            "RETURNING id"
+            "$19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, ",
+            "$36) RETURNING id"
         );
         let id: i64 = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -436,7 +447,8 @@ impl Db {
             "UPDATE meetings SET (",
             field_columns!(),
             ", updated_at) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ",
-            "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30) WHERE id = $31"
+            "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) ",
+            "WHERE id = $33"
         );
         let updated = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -7,12 +7,14 @@
 mod accounts;
 mod callbacks;
 mod chat;
+mod lives;
 mod meetings;
 mod sessions;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
 pub use callbacks::Receipt;
 pub use chat::PendingDelivery;
+pub use lives::{LiveState, StoredLive};
 pub use meetings::{Meeting, MeetingFields, MeetingSearch, MeetingSession, Participant};
 pub use sessions::{ApiToken, FailuresOf};
 

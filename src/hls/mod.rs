@@ -130,6 +130,23 @@ impl Live {
         }
     }
 
+    /// Goes on from a capture that ran in another process (see [`Rendition::resume`]).
+    pub fn resume(&self, next_msn: u64, discontinuities: u64, generation: u32) {
+        for rendition in self.renditions.values() {
+            rendition.resume(next_msn, discontinuities, generation);
+        }
+    }
+
+    /// Where a later capture should resume: the furthest of the renditions.
+    pub fn progress(&self) -> (u64, u64, u32) {
+        self.renditions
+            .values()
+            .map(|r| r.progress())
+            .fold((0, 0, 0), |(a, b, c), (x, y, z)| {
+                (a.max(x), b.max(y), c.max(z))
+            })
+    }
+
     /// The capture restarted: each rendition marks its next segment as a discontinuity.
     pub fn discontinuity(&self) {
         for rendition in self.renditions.values() {

@@ -116,6 +116,37 @@ impl Rendition {
         self.lock().pending_discontinuity = true;
     }
 
+    /// Goes on from a capture whose segments are gone (it ran in another process): segments
+    /// are numbered from `next_msn`, `discontinuities` were counted before, init segments are
+    /// numbered after `generation`, and the first new segment is marked `EXT-X-DISCONTINUITY`.
+    /// Only a rendition that has published nothing yet resumes.
+    pub fn resume(&self, next_msn: u64, discontinuities: u64, generation: u32) {
+        let mut state = self.lock();
+        if state.edge.is_some() || next_msn == 0 {
+            return;
+        }
+        state.next_msn = next_msn;
+        state.discontinuity_sequence = discontinuities;
+        state.generation = generation;
+        state.pending_discontinuity = true;
+    }
+
+    /// Where a later capture should resume (see [`Self::resume`]): the next segment number,
+    /// the discontinuities so far and the last init generation.
+    pub fn progress(&self) -> (u64, u64, u32) {
+        let state = self.lock();
+        let in_window = state
+            .segments
+            .iter()
+            .filter(|s| s.info.discontinuity)
+            .count() as u64;
+        (
+            state.next_msn,
+            state.discontinuity_sequence + in_window,
+            state.generation,
+        )
+    }
+
     /// Publishes a part; `new_segment` closes the current segment and starts the next one.
     /// Returns its position.
     pub fn push_part(
@@ -449,6 +480,26 @@ mod tests {
         let text = r.playlist(false);
         assert!(text.ends_with("seg-0.m4s\n#EXT-X-ENDLIST\n"), "{text}");
         assert!(r.is_ended());
+    }
+
+    #[test]
+    fn a_resumed_rendition_goes_on_from_the_earlier_capture() {
+        let r = Rendition::new("720p", WindowConfig::default());
+        r.resume(40, 2, 3);
+        r.push_init(Bytes::from_static(b"init"));
+        r.push_part(Bytes::from_static(b"a"), 1.0, true, true, 0);
+        let playlist = r.playlist(false);
+        assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:40"), "{playlist}");
+        // The break is on the first segment: the sequence counts it.
+        assert!(
+            playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:3"),
+            "{playlist}"
+        );
+        assert!(playlist.contains("init-4.mp4"), "{playlist}");
+        assert_eq!(r.progress(), (41, 3, 4));
+        // Resuming is only for a rendition that has published nothing.
+        r.resume(100, 9, 9);
+        assert_eq!(r.progress(), (41, 3, 4));
     }
 
     #[test]

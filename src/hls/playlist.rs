@@ -113,10 +113,13 @@ impl MediaPlaylist<'_> {
         }
         let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={:.5}", self.part_target);
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
+        // A discontinuity on the first segment has no tag (nothing comes before it in the
+        // playlist): the sequence counts it instead, as it will once the segment slides out.
+        let hidden = self.segments.first().is_some_and(|s| s.discontinuity);
         let _ = writeln!(
             out,
             "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
-            self.discontinuity_sequence
+            self.discontinuity_sequence + u64::from(hidden)
         );
         let skipped = if skip && !self.ended {
             self.skippable()
@@ -394,6 +397,15 @@ seg-12.m4s
             expected,
             "no skip and no parts once ended"
         );
+        // When the restart's segment is the first of the window, the sequence counts it.
+        let rest = &segments[2..];
+        let playlist = MediaPlaylist {
+            segments: rest,
+            ..playlist
+        };
+        let text = playlist.render(false);
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
     }
 
     #[test]

@@ -37,6 +37,9 @@ fn row() -> Arrangement {
     Arrangement::Row
 }
 
+/// The layout of a webinar that names none.
+pub const DEFAULT: &str = "presentation-pip";
+
 /// The layouts shipped with amphi.
 pub const BUILT_IN: [(&str, &str); 4] = [
     (

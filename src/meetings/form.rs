@@ -32,6 +32,8 @@ pub const FIELDS: &[&str] = &[
     "allow_start_stop_recording",
     "is_webinar",
     "enable_chat",
+    "webinar_layout",
+    "webinar_anonymous_chat",
     "max_participants",
     "welcome_text",
     "webcam_only_for_moderators",
@@ -44,6 +46,14 @@ pub const FIELDS: &[&str] = &[
     "lock_settings_locked_layout",
     "parent_meeting_id",
     "voice_bridge",
+];
+
+/// The fields only users allowed to make webinars see.
+pub const WEBINAR_FIELDS: &[&str] = &[
+    "is_webinar",
+    "enable_chat",
+    "webinar_layout",
+    "webinar_anonymous_chat",
 ];
 
 /// The date and time set (Pod's `MEETING_DATE_FIELDS`), hidden for personal rooms.
@@ -84,7 +94,7 @@ pub fn fieldsets(config: &MeetingsConfig, audience: Audience) -> Vec<Fieldset> {
         (*f == "owner" && !audience.can_choose_owner)
             || (audience.personal_room && (*f == "name" || DATE_FIELDS.contains(f)))
             || (!config.recordings && ["record", "auto_start_recording"].contains(f))
-            || (["is_webinar", "enable_chat"].contains(f)
+            || (WEBINAR_FIELDS.contains(f)
                 && (!audience.can_make_webinars || audience.personal_room))
             || (audience.personal_room && config.recurring_fields.iter().any(|r| r == f))
     };
@@ -178,6 +188,8 @@ pub struct Submission {
     pub voice_bridge: Option<u32>,
     pub is_webinar: bool,
     pub enable_chat: bool,
+    pub webinar_layout: String,
+    pub webinar_anonymous_chat: bool,
 }
 
 /// The submitted values: every value of every name, as received.
@@ -467,6 +479,18 @@ pub fn check(
     let mut is_restricted = input.checked("is_restricted") || !groups.is_empty();
     let record = config.recordings && input.checked("record");
     let enable_chat = is_webinar && input.checked("enable_chat");
+    let webinar_anonymous_chat = is_webinar && input.checked("webinar_anonymous_chat");
+    let webinar_layout = match input.get("webinar_layout") {
+        "" => crate::media::layout::DEFAULT.to_owned(),
+        name if crate::media::layout::Layout::named(name).is_some() => name.to_owned(),
+        _ => {
+            errors.insert(
+                "webinar_layout",
+                FieldError::new("meetings.error.webinar_layout"),
+            );
+            crate::media::layout::DEFAULT.to_owned()
+        }
+    };
     if is_webinar {
         // Pod's webinar rules: guests always accepted, the live page handles access.
         guest_policy = Some(GuestPolicy::AlwaysAccept);
@@ -507,6 +531,8 @@ pub fn check(
         voice_bridge,
         is_webinar,
         enable_chat,
+        webinar_layout,
+        webinar_anonymous_chat,
     })
 }
 

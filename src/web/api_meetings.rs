@@ -78,6 +78,7 @@ async fn to_json(state: &AppState, meeting: &Meeting, actor: &Actor) -> Result<V
             "expected_duration_minutes": f.expected_duration_minutes,
             "is_personal": meeting.is_personal,
             "is_webinar": f.is_webinar,
+            "live_url": f.is_webinar.then(|| format!("{public}/live/{}", meeting.meeting_id)),
             "is_running": meeting.is_running,
             "join_url": format!("{public}/meeting/{}/", meeting.meeting_id),
         }));
@@ -114,6 +115,9 @@ async fn to_json(state: &AppState, meeting: &Meeting, actor: &Actor) -> Result<V
         "is_personal": meeting.is_personal,
         "is_webinar": f.is_webinar,
         "enable_chat": f.enable_chat,
+        "webinar_layout": f.webinar_layout,
+        "webinar_anonymous_chat": f.webinar_anonymous_chat,
+        "live_url": f.is_webinar.then(|| format!("{public}/live/{}", meeting.meeting_id)),
         "is_running": meeting.is_running,
         "join_url": format!("{public}/meeting/{}/", meeting.meeting_id),
         "created_at": meeting.created_at.to_rfc3339(),
@@ -202,6 +206,9 @@ pub async fn create(
                 .db
                 .create_meeting(&fields, false, "", now(&state))
                 .await?;
+            if meeting.fields.is_webinar {
+                state.webinars.live_of(&meeting).await?;
+            }
             let body = to_json(&state, &meeting, &actor).await?;
             Ok((StatusCode::CREATED, Json(body)).into_response())
         }
@@ -247,6 +254,9 @@ pub async fn update(
                 .update_meeting(meeting.id, &fields, now(&state))
                 .await?;
             let updated = by_id(&state, id).await?;
+            if updated.fields.is_webinar {
+                state.webinars.live_of(&updated).await?;
+            }
             Ok(Json(to_json(&state, &updated, &actor).await?).into_response())
         }
         Err(errors) => Ok(field_errors(&state, &ctx, &errors)),

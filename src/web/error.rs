@@ -138,6 +138,21 @@ impl From<db::Error> for AppError {
     }
 }
 
+impl From<crate::webinar::WebinarError> for AppError {
+    fn from(e: crate::webinar::WebinarError) -> Self {
+        use crate::webinar::WebinarError as W;
+        match e {
+            W::NotWebinar => AppError::NotFound,
+            W::NoBbb => AppError::Unavailable(Msg::new("meetings.no_bbb")),
+            W::NotRunning => AppError::BadRequest(Msg::new("live.not_running")),
+            W::Db(e) => e.into(),
+            W::Bbb(e) => {
+                AppError::Unavailable(Msg::new("meetings.bbb_failed").arg("reason", e.to_string()))
+            }
+        }
+    }
+}
+
 impl From<AccountError> for AppError {
     fn from(e: AccountError) -> Self {
         match e {

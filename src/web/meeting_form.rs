@@ -64,6 +64,7 @@ fn form_values(
             }
             put("max_participants", f.max_participants.to_string());
             put("welcome_text", f.welcome_text.clone());
+            put("webinar_layout", f.webinar_layout.clone());
             put(
                 "guest_policy",
                 f.guest_policy
@@ -89,6 +90,7 @@ fn form_values(
                 ("webcam_only_for_moderators", f.webcam_only_for_moderators),
                 ("is_webinar", f.is_webinar),
                 ("enable_chat", f.enable_chat),
+                ("webinar_anonymous_chat", f.webinar_anonymous_chat),
             ];
             for (name, on) in flags
                 .into_iter()
@@ -164,6 +166,7 @@ async fn render_form(
         max_duration => state.config.meetings.max_duration_hours,
         groups => groups.iter().map(|g| context! { code => &g.code_name, name => if g.display_name.is_empty() { &g.code_name } else { &g.display_name } }).collect::<Vec<_>>(),
         guest_policies => m::GuestPolicy::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        layouts => crate::media::layout::BUILT_IN.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
     };
     let body = html(state, ctx, "meetings/form.html", page)?;
     Ok((status, body).into_response())
@@ -357,6 +360,19 @@ pub(super) async fn checked_fields(
             submission.enable_chat
         } else {
             meeting.is_some_and(|m| m.fields.enable_chat)
+        },
+        webinar_layout: if audience.can_make_webinars {
+            submission.webinar_layout
+        } else {
+            meeting.map_or_else(
+                || crate::media::layout::DEFAULT.to_owned(),
+                |m| m.fields.webinar_layout.clone(),
+            )
+        },
+        webinar_anonymous_chat: if audience.can_make_webinars {
+            submission.webinar_anonymous_chat
+        } else {
+            meeting.is_some_and(|m| m.fields.webinar_anonymous_chat)
         },
     }))
 }

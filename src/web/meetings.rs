@@ -165,6 +165,8 @@ async fn personal_room(state: &AppState, ctx: &RequestContext) -> Result<(), App
         voice_bridge: Some(m::random_voice_bridge()),
         is_webinar: false,
         enable_chat: false,
+        webinar_layout: "presentation-pip".to_owned(),
+        webinar_anonymous_chat: false,
     };
     match state
         .db
@@ -451,6 +453,13 @@ pub(super) async fn moderator_url(
     .await
     .map_err(|e| bbb_failure(&e))?;
     state.meeting_status.invalidate().await;
+    // A webinar's live starts when its owners start the meeting (Pod starts it when the owner
+    // joins as a moderator). The join goes on whatever happens to the live.
+    if started.fields.is_webinar
+        && let Err(e) = state.webinars.start(&started, now(state)).await
+    {
+        tracing::warn!(meeting = started.id, error = %e, "the webinar's live could not start");
+    }
     join_url(
         state,
         &started,

@@ -68,6 +68,8 @@ pub struct AppState {
     pub lives: crate::hls::Lives,
     /// Their audience chat rooms.
     pub chat: crate::chat::hub::Hub,
+    /// The webinars' lives: start, stop, and the captures of this instance.
+    pub webinars: crate::webinar::Webinars,
 }
 
 impl AppState {
@@ -99,8 +101,17 @@ impl AppState {
                 config.chat.redis_url.expose(),
             )?);
         }
+        let config = Arc::new(config);
+        let webinars = crate::webinar::Webinars::new(crate::webinar::Parts {
+            db: db.clone(),
+            config: Arc::clone(&config),
+            api: bbb.clone(),
+            lives: lives.clone(),
+            chat: chat.clone(),
+            catalog: Arc::clone(&catalog),
+        });
         Ok(Self {
-            config: Arc::new(config),
+            config,
             db,
             accounts,
             clock,
@@ -113,6 +124,7 @@ impl AppState {
             mailer,
             lives,
             chat,
+            webinars,
         })
     }
 }

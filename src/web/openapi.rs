@@ -40,7 +40,9 @@ fn input_properties() -> Value {
         "parent_meeting_id": { "type": "string", "maxLength": 100 },
         "voice_bridge": { "type": "integer", "minimum": 10000, "maximum": 99998 },
         "is_webinar": { "type": "boolean" },
-        "enable_chat": { "type": "boolean" }
+        "enable_chat": { "type": "boolean" },
+        "webinar_layout": { "type": "string", "enum": ["presentation-pip", "presentation-strip", "presentation", "cameras"] },
+        "webinar_anonymous_chat": { "type": "boolean" }
     })
 }
 

@@ -33,6 +33,8 @@ fn fields(owner: i64, name: &str, days: i64) -> MeetingFields {
         voice_bridge: None,
         is_webinar: false,
         enable_chat: false,
+        webinar_layout: "presentation-pip".to_owned(),
+        webinar_anonymous_chat: false,
     }
 }
 

@@ -218,19 +218,30 @@ async fn migrate_on_postgres_and_unreachable_database() {
     assert!(!stderr.contains("pw-not-shown"));
 }
 
-/// `amphi demo` prints a URL and a login that work.
+/// `amphi demo --duration N` is the whole product: it prints the live page, two logins and the
+/// simulator's API; the live page is served and its playlists advance; both accounts log in;
+/// when the simulated meeting ends the playlists end, and amphi exits by itself with status 0.
 #[tokio::test]
-async fn demo_serves_the_login_page_with_the_printed_account() {
+async fn demo_runs_a_webinar_and_ends_it_after_its_duration() {
     amphi::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(amphi_bin())
-        .args(["demo", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut demo = Demo(Some(
+        Command::new(amphi_bin())
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--duration",
+                "25",
+                "--data",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = demo.0.as_mut().unwrap().stdout.take().unwrap();
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     // Read stdout to the end, as a terminal would, so the demo never writes to a closed pipe.
     std::thread::spawn(move || {
@@ -238,61 +249,151 @@ async fn demo_serves_the_login_page_with_the_printed_account() {
             let _ = lines_tx.send(line);
         }
     });
-    let (bbb, url, login) = tokio::task::spawn_blocking(move || {
-        let mut url = None;
-        let mut bbb = None;
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut printed = std::collections::HashMap::new();
         while let Ok(line) = lines_rx.recv() {
-            if let Some(u) = line.strip_prefix("BBB simulator: ") {
-                bbb = Some(u.to_owned());
+            if let Some((key, value)) = line.split_once(": ") {
+                printed.insert(key.to_owned(), value.to_owned());
             }
-            if let Some(u) = line.strip_prefix("URL: ") {
-                url = Some(u.to_owned());
-            }
-            if let Some(l) = line.strip_prefix("Login: ") {
-                return (
-                    bbb.expect("simulator before login"),
-                    url.expect("URL before login"),
-                    l.to_owned(),
-                );
+            if printed.contains_key("bbb simulator") {
+                return printed;
             }
         }
-        panic!("demo exited without printing its login");
+        panic!("the demo exited without printing its addresses: {printed:?}");
     })
     .await
     .unwrap();
-    let root = reqwest::get(&bbb).await.unwrap().text().await.unwrap();
+    let root = reqwest::get(&printed["bbb simulator"])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         root.contains("<bbbVersion>"),
         "the demo's simulator answers: {root}"
     );
-    let (user, password) = login.split_once(" / ").expect("user / password");
 
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let page = client.get(&url).send().await.unwrap();
+    // The live page, and its playlists advancing.
+    let page_url = &printed["live page"];
+    let page = reqwest::get(page_url).await.unwrap();
     assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let token = crate::support::csrf_in(&html);
-    let account = client
-        .post(&url)
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("username", user),
-            ("password", password),
-            ("next", "/account"),
-        ])
-        .send()
+    assert!(page.text().await.unwrap().contains("master.m3u8"));
+    let playlist_url = format!("{page_url}/hls/720p/index.m3u8");
+    let edge = |playlist: &str| -> Option<u64> {
+        let first: u64 = playlist
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
+            .parse()
+            .ok()?;
+        let count = playlist
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF"))
+            .count() as u64;
+        (count > 0).then(|| first + count)
+    };
+    let mut seen = Vec::new();
+    let advanced = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        loop {
+            // A blocking reload: answered when the next segment is there.
+            let next = seen.last().map_or(0, |e| *e);
+            let url = format!("{playlist_url}?_HLS_msn={next}");
+            let playlist = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            if let Some(e) = edge(&playlist) {
+                if seen.last() != Some(&e) {
+                    seen.push(e);
+                }
+                if seen.len() >= 3 {
+                    return playlist;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the demo's playlists advance");
+    assert!(!advanced.contains("#EXT-X-ENDLIST"), "{advanced}");
+
+    // Both accounts log in.
+    let login_url = page_url.split("/live/").next().unwrap().to_owned() + "/login";
+    for (who, username) in [("owner", "demo"), ("student", "student")] {
+        let (user, password) = printed[who].split_once(' ').expect("user password");
+        assert_eq!(user, username);
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let html = client
+            .get(&login_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let token = crate::support::csrf_in(&html);
+        let account = client
+            .post(&login_url)
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("username", user),
+                ("password", password),
+                ("next", "/account"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(account.url().path().ends_with("/account"), "{who}");
+        let body = account.text().await.unwrap();
+        assert!(
+            body.contains(&format!("<dd id=\"account-username\">{username}</dd>")),
+            "{body}"
+        );
+    }
+
+    // After its duration the meeting ends: the playlists end while amphi still serves.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        loop {
+            let next = edge_of_last(&seen);
+            let url = format!("{playlist_url}?_HLS_msn={next}");
+            match reqwest::get(&url).await {
+                Ok(answer) => {
+                    let playlist = answer.text().await.unwrap();
+                    if playlist.contains("#EXT-X-ENDLIST") {
+                        return playlist;
+                    }
+                    if let Some(e) = edge(&playlist) {
+                        seen.push(e);
+                    }
+                }
+                Err(e) => panic!("amphi stopped serving before the playlists ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the playlists end after the demo's duration");
+    assert!(ended.contains("#EXT-X-ENDLIST"));
+    let mut child = demo.0.take().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
-    assert_eq!(account.status(), 200);
-    assert!(account.url().path().ends_with("/account"));
-    let body = account.text().await.unwrap();
     assert!(
-        body.contains("<dd id=\"account-username\">demo</dd>"),
-        "{body}"
+        status.success(),
+        "the demo exits by itself with 0: {status}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// The demo's process, killed if the test fails before it exits.
+struct Demo(Option<std::process::Child>);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn edge_of_last(seen: &[u64]) -> u64 {
+    seen.last().copied().unwrap_or(0)
 }

@@ -29,3 +29,4 @@ mod redaction;
 mod screenshots;
 mod sfu_session;
 mod web_auth;
+mod webinar;

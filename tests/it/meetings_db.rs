@@ -44,6 +44,8 @@ fn fields(owner: i64) -> MeetingFields {
         voice_bridge: Some(71234),
         is_webinar: false,
         enable_chat: false,
+        webinar_layout: "presentation-pip".to_owned(),
+        webinar_anonymous_chat: false,
     }
 }
 

@@ -1,0 +1,328 @@
+//! Webinar mode end to end, with the BBB simulator: a webinar scheduled through the API and
+//! started by its owner goes live (the playlists advance over HTTP), an audience message
+//! reaches the meeting's public chat, and when the meeting ends the playlists get
+//! `EXT-X-ENDLIST` and the live is marked stopped within 5 s.
+
+use crate::support::{TestApp, TestDb, serve_app};
+use amphi::config::{ChecksumAlgorithm, Config};
+use amphi::db::LiveState;
+use amphi::redact::Redacted;
+use amphi::sim::{self, SimOptions, scenario::Event};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "webinar-sim-secret";
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// amphi on SQLite driving a simulator, with a light ladder for a loaded test machine.
+pub(crate) struct Stack {
+    pub(crate) app: TestApp,
+    pub(crate) sim: sim::Running,
+    _media: tempfile::TempDir,
+}
+
+pub(crate) async fn stack(db: &TestDb) -> Stack {
+    amphi::install_crypto_provider();
+    let media = tempfile::tempdir().unwrap();
+    let sim = sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SimOptions {
+            secret: Redacted::new(SECRET.to_owned()),
+            media_dir: Some(media.path().to_owned()),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut config = Config::default();
+    config.bbb.api_url = sim.api_url();
+    config.bbb.secret = Redacted::new(SECRET.to_owned());
+    config.bbb.checksum = ChecksumAlgorithm::Sha256;
+    config.media.udp_bind = "127.0.0.1:0".to_owned();
+    config.media.preset = "ultrafast".to_owned();
+    config.media.fps = 15;
+    let app = TestApp::with_db(config, db.db.clone()).await;
+    Stack {
+        app,
+        sim,
+        _media: media,
+    }
+}
+
+/// A user who may make webinars, with an API token.
+pub(crate) async fn teacher(app: &TestApp, username: &str) -> (amphi::db::User, String) {
+    let user = app
+        .state
+        .accounts
+        .create_user(&amphi::accounts::UserSpec {
+            username: username.to_owned(),
+            password: Some(Redacted::new("correct horse battery".to_owned())),
+            email: format!("{username}@univ.example"),
+            display_name: "Prof. Curie".to_owned(),
+            staff: true,
+            affiliation: "faculty".to_owned(),
+            // Access group "faculty": webinar.affiliations lets it make webinars.
+            groups: vec!["faculty".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = app
+        .state
+        .accounts
+        .create_api_token(username, "tests")
+        .await
+        .unwrap()
+        .expose()
+        .clone();
+    (user, token)
+}
+
+pub(crate) async fn call(
+    app: &mut TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    app.forget_cookies();
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Token {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let page = app.send(request).await;
+    let json = serde_json::from_str(&page.body).unwrap_or(Value::Null);
+    (page.status, json)
+}
+
+/// Schedules a webinar through the API where anyone may chat with a nickname; returns its
+/// id and slug.
+pub(crate) async fn schedule(app: &mut TestApp, token: &str) -> (i64, String) {
+    let (status, body) = call(
+        app,
+        "POST",
+        "/api/v1/meetings",
+        token,
+        Some(json!({
+            "name": "Amphi de chimie",
+            "attendee_password": "chimie42",
+            "start": "2026-12-07",
+            "start_time": "14:00",
+            "expected_duration": 2,
+            "is_webinar": true,
+            "enable_chat": true,
+            "webinar_anonymous_chat": true,
+            "webinar_layout": "presentation-pip",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["is_webinar"], true, "{body}");
+    assert_eq!(body["webinar_anonymous_chat"], true, "{body}");
+    let slug = body["meeting_id"].as_str().unwrap().to_owned();
+    assert!(
+        body["live_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/live/{slug}")),
+        "{body}"
+    );
+    (body["id"].as_i64().unwrap(), slug)
+}
+
+/// The presenter of the simulated meeting: joins, presents, shares a camera.
+pub(crate) fn presenter_arrives(sim: &sim::Running, meeting_id: &str) {
+    for event in [
+        Event::Join {
+            name: "Prof. Curie".into(),
+            role: "MODERATOR".into(),
+        },
+        Event::Presenter {
+            name: "Prof. Curie".into(),
+        },
+        Event::CameraOn {
+            name: "Prof. Curie".into(),
+        },
+    ] {
+        sim.state.apply_event(meeting_id, &event).unwrap();
+    }
+}
+
+/// The media sequence and segment count of a media playlist fetched over HTTP.
+pub(crate) async fn playlist(addr: std::net::SocketAddr, slug: &str) -> String {
+    reqwest::get(format!("http://{addr}/live/{slug}/hls/720p/index.m3u8"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+fn segments(playlist: &str) -> usize {
+    playlist
+        .lines()
+        .filter(|l| l.starts_with("#EXTINF"))
+        .count()
+}
+
+/// Waits until segment `msn` of the 720p rendition is complete.
+pub(crate) async fn segment_ready(app: &TestApp, slug: &str, msn: u64) {
+    let live = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let amphi::hls::Lookup::Live(live) = app.state.lives.lookup(slug) {
+                return live;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the live is served");
+    let rendition = live.rendition("720p").unwrap();
+    // One segment at a time: a wait more than two segments past the edge is refused.
+    let from = rendition.edge().map_or(0, |p| p.msn);
+    for next in from..=msn {
+        assert_eq!(
+            rendition.wait_for_segment(next, PATIENCE).await,
+            amphi::hls::Wait::Ready,
+            "segment {next} of {slug}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meeting() {
+    let db = TestDb::sqlite().await;
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let addr = serve_app(app.state.clone()).await;
+
+    // Before the start: the live exists and has not started.
+    let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.state, LiveState::NotStarted);
+
+    // The owner starts the meeting: BBB creates it and the live starts.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/join"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "MODERATOR");
+    let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.state, LiveState::InProgress);
+    assert_eq!(
+        stored.lease_holder.as_deref(),
+        Some(app.state.webinars.instance())
+    );
+    presenter_arrives(&sim, &slug);
+
+    // The playlists advance.
+    segment_ready(&app, &slug, 2).await;
+    let first = playlist(addr, &slug).await;
+    assert!(first.contains("#EXT-X-PART"), "{first}");
+    segment_ready(&app, &slug, 5).await;
+    let later = playlist(addr, &slug).await;
+    assert!(
+        media_sequence(&later) + segments(&later) as u64
+            > media_sequence(&first) + segments(&first) as u64,
+        "the playlist advanced: {first}\n---\n{later}"
+    );
+    assert!(!later.contains("#EXT-X-ENDLIST"));
+
+    // A student with a nickname writes; the meeting's public chat receives it.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live/{slug}/chat"))
+        .await
+        .unwrap();
+    let mut changes = sim.state.watch_changes();
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "Bonjour, on vous entend bien", "nickname": "Zoé"})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
+    let in_meeting =
+        |sim: &sim::Running| {
+            sim.state.chat(&slug).unwrap_or_default().iter().any(|m| {
+                m.sender_name == "Zoé (live)" && m.message == "Bonjour, on vous entend bien"
+            })
+        };
+    tokio::time::timeout(PATIENCE, async {
+        while !in_meeting(&sim) {
+            let _ = changes.recv().await;
+        }
+    })
+    .await
+    .expect("the audience's message reaches the meeting");
+
+    // The meeting ends in BBB: within 5 s the playlists end and the live is stopped.
+    let ended_at = std::time::Instant::now();
+    sim.state.apply_event(&slug, &Event::End).unwrap();
+    let live = match app.state.lives.lookup(&slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("the live is served"),
+    };
+    let rendition = live.rendition("720p").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !rendition.is_ended() {
+            // Answered when the segment after the edge completes, or when the live ends.
+            let next = rendition.edge().map_or(0, |p| p.msn + 1);
+            rendition.wait_for_segment(next, PATIENCE).await;
+        }
+    })
+    .await
+    .expect("the playlists end within 5 s of the meeting's end");
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(5).saturating_sub(ended_at.elapsed()),
+        async {
+            loop {
+                let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+                if stored.state == LiveState::Stopped {
+                    return stored;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await
+    .expect("the live is marked stopped within 5 s of the meeting's end");
+    assert!(!stopped.wanted);
+    assert!(stopped.ended_at.is_some());
+    assert_eq!(stopped.lease_holder, None);
+    let last = playlist(addr, &slug).await;
+    assert!(last.contains("#EXT-X-ENDLIST"), "{last}");
+    // The chat says so and refuses writing.
+    let mut ended = false;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(PATIENCE, socket.next()).await {
+        if let Message::Text(text) = frame
+            && text.contains("\"status\":\"ended\"")
+        {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the chat announces the end");
+}
