@@ -22,31 +22,58 @@ fn player_available() -> bool {
     super::StaticFiles::get("vendor/hls.min.js").is_some()
 }
 
-fn find(state: &AppState, slug: &str) -> Result<Arc<Live>, AppError> {
-    match state.lives.lookup(slug) {
-        Lookup::Live(live) => Ok(live),
-        Lookup::Gone | Lookup::Unknown => Err(AppError::NotFound),
+/// The webinar behind a live, if it is one: restricted webinars are for signed-in users.
+async fn webinar(
+    state: &AppState,
+    ctx: &RequestContext,
+    slug: &str,
+) -> Result<Option<(crate::db::StoredLive, crate::db::Meeting)>, AppError> {
+    let Some(stored) = state.db.live_by_slug(slug).await? else {
+        return Ok(None);
+    };
+    let Some(meeting) = state.db.meeting(stored.meeting_id).await? else {
+        return Ok(None);
+    };
+    if meeting.fields.is_restricted && ctx.user.is_none() {
+        return Err(AppError::LoginRequired {
+            next: format!("/live/{slug}"),
+        });
     }
+    Ok(Some((stored, meeting)))
 }
 
-fn page(
+async fn page(
     state: &AppState,
     ctx: &RequestContext,
     slug: &str,
     template: &str,
 ) -> Result<Html<String>, AppError> {
-    let live = find(state, slug)?;
+    let webinar = webinar(state, ctx, slug).await?;
+    let (title, status) = match (state.lives.lookup(slug), &webinar) {
+        (Lookup::Live(live), _) => (live.title.clone(), live.status()),
+        // Known, not captured here (yet): the page waits for it.
+        (_, Some((stored, meeting))) => (
+            meeting.fields.name.clone(),
+            match stored.state {
+                crate::db::LiveState::Stopped => LiveStatus::Ended,
+                _ => LiveStatus::Waiting,
+            },
+        ),
+        _ => return Err(AppError::NotFound),
+    };
+    let chat = webinar.as_ref().is_none_or(|(_, m)| m.fields.enable_chat);
     html(
         state,
         ctx,
         template,
         context! {
             live => context! {
-                slug => &live.slug,
-                title => &live.title,
-                status => live.status(),
-                playlist => format!("/live/{}/hls/master.m3u8", live.slug),
+                slug => slug,
+                title => title,
+                status => status,
+                playlist => format!("/live/{slug}/hls/master.m3u8"),
             },
+            chat => chat,
             player_available => player_available(),
         },
     )
@@ -57,7 +84,7 @@ pub async fn live_page(
     Extension(ctx): Extension<RequestContext>,
     Path(slug): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    page(&state, &ctx, &slug, "live/page.html")
+    page(&state, &ctx, &slug, "live/page.html").await
 }
 
 pub async fn embed(
@@ -65,7 +92,7 @@ pub async fn embed(
     Extension(ctx): Extension<RequestContext>,
     Path(slug): Path<String>,
 ) -> Result<Html<String>, AppError> {
-    page(&state, &ctx, &slug, "live/embed.html")
+    page(&state, &ctx, &slug, "live/embed.html").await
 }
 
 /// Counts an open page for as long as its stream lives.
@@ -81,27 +108,45 @@ impl Drop for Watching {
 const TICK: Duration = Duration::from_secs(1);
 
 /// `GET /live/{slug}/events`: `status` events (`{"status", "viewers"}`) whenever either changes.
+/// A webinar's live that has not started here yet is `waiting` until its capture begins.
 pub async fn events(
     State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
-    let live = find(&state, &slug)?;
-    live.viewers.fetch_add(1, Ordering::Relaxed);
-    let watching = Watching(live);
+    let webinar = webinar(&state, &ctx, &slug).await?;
+    let watch = |live: Arc<Live>| {
+        live.viewers.fetch_add(1, Ordering::Relaxed);
+        Watching(live)
+    };
+    let watching = match state.lives.lookup(&slug) {
+        Lookup::Live(live) => Some(watch(live)),
+        _ if webinar.is_some() => None,
+        _ => return Err(AppError::NotFound),
+    };
+    let lives = state.lives.clone();
     let stream = futures_util::stream::unfold(
         (watching, None::<(LiveStatus, usize)>),
-        |(watching, last)| async move {
-            loop {
-                let now = (
-                    watching.0.status(),
-                    watching.0.viewers.load(Ordering::Relaxed),
-                );
-                if last != Some(now) {
-                    let data = serde_json::json!({ "status": now.0, "viewers": now.1 });
-                    let event = Event::default().event("status").data(data.to_string());
-                    return Some((Ok::<_, Infallible>(event), (watching, Some(now))));
+        move |(mut watching, last)| {
+            let (lives, slug) = (lives.clone(), slug.clone());
+            async move {
+                loop {
+                    if watching.is_none()
+                        && let Lookup::Live(live) = lives.lookup(&slug)
+                    {
+                        watching = Some(watch(live));
+                    }
+                    let now = match &watching {
+                        Some(w) => (w.0.status(), w.0.viewers.load(Ordering::Relaxed)),
+                        None => (LiveStatus::Waiting, 0),
+                    };
+                    if last != Some(now) {
+                        let data = serde_json::json!({ "status": now.0, "viewers": now.1 });
+                        let event = Event::default().event("status").data(data.to_string());
+                        return Some((Ok::<_, Infallible>(event), (watching, Some(now))));
+                    }
+                    tokio::time::sleep(TICK).await;
                 }
-                tokio::time::sleep(TICK).await;
             }
         },
     );
@@ -120,6 +165,8 @@ pub async fn chat(
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     use crate::chat::room::Member;
+    // A restricted webinar's chat is for signed-in users, as its page is.
+    webinar(&state, &ctx, &slug).await?;
     let room = match state.chat.room_or_relay(&slug).await {
         Ok(Some(room)) => room,
         Ok(None) => return Err(AppError::NotFound),

@@ -185,7 +185,13 @@ pub struct ListQuery {
 }
 
 /// A meeting as the pages show it.
-fn card(state: &AppState, meeting: &Meeting, running: bool, actor: &Actor) -> Value {
+fn card(
+    state: &AppState,
+    meeting: &Meeting,
+    running: bool,
+    actor: &Actor,
+    live: Option<&crate::db::StoredLive>,
+) -> Value {
     let tz = state.config.site.tz();
     let schedule = m::Schedule {
         start_at: meeting.fields.start_at,
@@ -205,8 +211,29 @@ fn card(state: &AppState, meeting: &Meeting, running: bool, actor: &Actor) -> Va
         &meeting.fields.attendee_password,
     );
     let public = state.config.public_url.trim_end_matches('/');
+    let live = live.filter(|_| meeting.fields.is_webinar).map(|l| {
+        let in_progress = l.state == crate::db::LiveState::InProgress;
+        let mut actions = if in_progress {
+            vec!["restart", "stop", "end"]
+        } else {
+            vec!["start"]
+        };
+        if in_progress && meeting.fields.enable_chat {
+            actions.push(if l.show_chat {
+                "hide_chat"
+            } else {
+                "show_chat"
+            });
+        }
+        context! {
+            url => format!("{public}/live/{}", l.slug),
+            state => l.state.as_str(),
+            actions => actions,
+        }
+    });
     context! {
         id => meeting.id,
+        live => live,
         link => &meeting.meeting_id,
         name => &meeting.fields.name,
         personal => meeting.is_personal,
@@ -239,6 +266,13 @@ pub async fn list(
     personal_room(&state, &ctx).await?;
     let user_id = actor.user_id.unwrap_or_default();
     let meetings = state.db.meetings_of(user_id).await?;
+    let lives: std::collections::HashMap<i64, crate::db::StoredLive> = state
+        .db
+        .all_lives()
+        .await?
+        .into_iter()
+        .map(|l| (l.meeting_id, l))
+        .collect();
     // One getMeetings for the whole page.
     let (running, bbb_down) = match &state.bbb {
         Some(api) => match state.meeting_status.running(api.as_ref()).await {
@@ -261,6 +295,7 @@ pub async fn list(
                     meeting,
                     running.contains(&meeting.meeting_id),
                     &actor,
+                    lives.get(&meeting.id),
                 ),
             )
         })

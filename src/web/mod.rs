@@ -13,6 +13,7 @@ pub mod i18n;
 mod invite;
 mod join;
 mod live;
+mod lives;
 mod meeting_form;
 mod meetings;
 pub mod metrics;
@@ -229,6 +230,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/meetings", get(admin::meetings))
         .route("/admin/meetings/{id}/journal", get(admin::journal))
         .route("/admin/journal.csv", get(admin::export))
+        .route("/lives", get(lives::list))
+        .route("/meeting/live/{link}/{action}", post(lives::control))
+        .route(
+            "/api/v1/meetings/{id}/live/{action}",
+            post(lives::api_control),
+        )
         .route("/live/{slug}", get(live::live_page))
         .route("/live/{slug}/embed", get(live::embed))
         .route("/live/{slug}/events", get(live::events))

@@ -326,3 +326,200 @@ async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meetin
     }
     assert!(ended, "the chat announces the end");
 }
+
+/// Reads chat events until one matches.
+async fn chat_until(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(PATIENCE, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                for line in text.lines() {
+                    let event: Value = serde_json::from_str(line).unwrap();
+                    if wanted(&event) {
+                        return event;
+                    }
+                    seen.push(event);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the chat ended ({other:?}); seen {seen:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
+    let db = TestDb::sqlite().await;
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let addr = serve_app(app.state.clone()).await;
+
+    // Before the start: listed as coming up, its page waits.
+    let lives = reqwest::get(format!("http://{addr}/lives"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let upcoming = &lives[lives.find("lives-upcoming").unwrap()..];
+    assert!(upcoming.contains(&format!("/live/{slug}")), "{lives}");
+    let page = reqwest::get(format!("http://{addr}/live/{slug}"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("data-status=\"waiting\"")
+    );
+
+    // Someone who does not own it cannot start it.
+    let (_, stranger) = teacher(&app, "stranger").await;
+    let (status, _) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/start"),
+        &stranger,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // "Start the live" creates the meeting and starts the capture.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/start"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "in_progress");
+    assert_eq!(body["status"], 1);
+    presenter_arrives(&sim, &slug);
+    segment_ready(&app, &slug, 2).await;
+    let lives = reqwest::get(format!("http://{addr}/lives"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let current =
+        &lives[lives.find("lives-current").unwrap()..lives.find("lives-upcoming").unwrap()];
+    assert!(current.contains(&format!("/live/{slug}")), "{lives}");
+
+    // Hiding the chat turns it off for the audience, live.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live/{slug}/chat"))
+        .await
+        .unwrap();
+    chat_until(&mut socket, |e| e["type"] == "history").await;
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/hide_chat"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["show_chat"], false);
+    chat_until(&mut socket, |e| {
+        e["type"] == "mode" && e["mode"]["enabled"] == false
+    })
+    .await;
+    socket
+        .send(Message::text(
+            json!({"type": "message", "text": "hello?", "nickname": "Léo"}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let refused = chat_until(&mut socket, |e| e["type"] == "error").await;
+    assert_eq!(refused["code"], "chat_off", "{refused}");
+
+    // Restarting the live starts the capture again: the playlists go on after a discontinuity.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/restart"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let live = match app.state.lives.lookup(&slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("the live is served"),
+    };
+    let rendition = live.rendition("720p").unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (_, discontinuities, generation) = rendition.progress();
+            if discontinuities >= 1 && generation >= 2 {
+                return;
+            }
+            let next = rendition.edge().map_or(0, |p| p.msn + 1);
+            rendition.wait_for_segment(next, PATIENCE).await;
+        }
+    })
+    .await
+    .expect("the restarted capture publishes after a discontinuity");
+    let after = playlist(addr, &slug).await;
+    assert!(after.contains("init-2.mp4"), "{after}");
+    let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.state, LiveState::InProgress);
+
+    // "End the webinar" ends the BBB meeting and the live.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/end"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::timeout(PATIENCE, async {
+        while !rendition.is_ended() {
+            let next = rendition.edge().map_or(0, |p| p.msn + 1);
+            rendition.wait_for_segment(next, PATIENCE).await;
+        }
+    })
+    .await
+    .expect("the playlists end");
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+            if stored.state == LiveState::Stopped {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live is stopped");
+    assert!(
+        ended.restarts == 0,
+        "a restart asked for is not a failure: {ended:?}"
+    );
+    let running = sim.state.meetings().iter().any(|m| m.meeting_id == slug);
+    assert!(!running, "the BBB meeting ended too");
+    let page = reqwest::get(format!("http://{addr}/live/{slug}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-status=\"ended\""), "{page}");
+}
