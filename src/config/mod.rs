@@ -338,6 +338,9 @@ pub struct WebinarConfig {
     /// This instance's name on the capture leases in the database. Default `""`: the host
     /// name, the port and a random suffix (new at each start).
     pub instance: String,
+    /// Seconds a capture lease lasts without renewal: another instance takes a live over
+    /// this long after its instance died. Default `15`, at least `3`.
+    pub lease_seconds: u32,
 }
 
 impl Config {
@@ -533,6 +536,7 @@ impl Default for WebinarConfig {
             bot_name: String::new(),
             no_moderator_minutes: 5,
             instance: String::new(),
+            lease_seconds: 15,
         }
     }
 }
@@ -733,6 +737,9 @@ impl Config {
                 "chat.connections_per_address",
                 "must be at least 1",
             ));
+        }
+        if self.webinar.lease_seconds < 3 {
+            return Err(invalid("webinar.lease_seconds", "must be at least 3"));
         }
         if !(1..=500).contains(&self.chat.history) {
             return Err(invalid("chat.history", "must be between 1 and 500"));

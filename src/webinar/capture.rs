@@ -6,7 +6,7 @@
 //! ends when the meeting ends, when no moderator has been in it for a while, or when the
 //! owner stops it; then the playlists get `EXT-X-ENDLIST` and the chat closes to writing.
 
-use super::{Command, Inner, LEASE};
+use super::{Command, Inner};
 use crate::bridge::MediaBridge;
 use crate::bridge::sfu::{SfuBridge, SfuConfig};
 use crate::chat::hub::{self, RoomHandle};
@@ -26,10 +26,10 @@ use tokio::sync::mpsc;
 
 /// How long the bot may take to be in the meeting.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the lease is renewed and the progress saved.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
+/// How often where the HLS output stands is saved (a segment lasts a second).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Segments skipped when a capture resumes in a new process: the progress saved may be a
-/// few seconds old, and a number must never be used twice.
+/// little old, and a number must never be used twice.
 const RESUME_MARGIN: u64 = 10;
 
 /// How an attempt ended.
@@ -170,7 +170,8 @@ fn live_for(inner: &Inner, stored: &StoredLive, meeting: &Meeting, ladder: &Ladd
         )
         .with_title(&meeting.fields.name),
     );
-    if stored.next_sequence > 0 {
+    // Something was published before (an init segment at least): go on after it.
+    if stored.init_generation > 0 {
         live.resume(
             stored.next_sequence + RESUME_MARGIN,
             stored.discontinuities,
@@ -243,7 +244,7 @@ async fn save_progress(inner: &Inner, meeting: &Meeting, live: &Live) {
 /// Renews the lease; `false` when this instance no longer holds it.
 async fn renew(inner: &Inner, meeting: &Meeting) -> bool {
     let now = crate::clock::unix_ms();
-    let until = now + LEASE.as_millis() as i64;
+    let until = now + inner.lease.as_millis() as i64;
     match inner
         .parts
         .db
@@ -469,8 +470,11 @@ async fn watch(
     let alone_for =
         Duration::from_secs(u64::from(inner.parts.config.webinar.no_moderator_minutes) * 60);
     let mut alone_since: Option<tokio::time::Instant> = None;
-    let mut renewal = tokio::time::interval(RENEW_EVERY);
+    // Three renewals per lease: one missed renewal loses nothing.
+    let mut renewal = tokio::time::interval(inner.lease / 3);
     renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let alone_deadline = alone_since.map(|since| since + alone_for);
         tokio::select! {
@@ -506,11 +510,11 @@ async fn watch(
                     return outcome;
                 }
             }
+            _ = progress.tick() => save_progress(inner, meeting, live).await,
             _ = renewal.tick() => {
                 if !renew(inner, meeting).await {
                     return lease_lost(inner, meeting).await;
                 }
-                save_progress(inner, meeting, live).await;
                 let viewers = room.map_or(0, |r| *r.viewers().borrow())
                     .max(live.viewers.load(std::sync::atomic::Ordering::Relaxed));
                 if let Err(e) = inner.parts.db.live_viewers(meeting.id, viewers as u64).await {

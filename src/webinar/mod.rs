@@ -20,8 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
-/// How long a lease lasts without renewal; a dead instance's lives are taken over after it.
-pub const LEASE: Duration = Duration::from_secs(15);
 /// How often instances look for lives to capture.
 pub const SCAN: Duration = Duration::from_secs(2);
 
@@ -65,6 +63,9 @@ struct Inner {
     parts: Parts,
     /// This instance's name on leases.
     instance: String,
+    /// How long a lease lasts without renewal (`webinar.lease_seconds`).
+    lease: Duration,
+    scans: tokio::sync::watch::Sender<u64>,
     running: Mutex<HashMap<i64, Running>>,
 }
 
@@ -95,9 +96,12 @@ impl Webinars {
             }
             name => name.to_owned(),
         };
+        let lease = Duration::from_secs(u64::from(parts.config.webinar.lease_seconds.max(3)));
         Self(Arc::new(Inner {
             parts,
             instance,
+            lease,
+            scans: tokio::sync::watch::channel(0).0,
             running: Mutex::new(HashMap::new()),
         }))
     }
@@ -105,6 +109,22 @@ impl Webinars {
     /// This instance's name on leases.
     pub fn instance(&self) -> &str {
         &self.0.instance
+    }
+
+    /// How many times this instance has looked for lives to capture.
+    pub fn scans(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.scans.subscribe()
+    }
+
+    /// Stops every capture of this instance at once without giving its lives up, as a crash
+    /// would: another instance takes them over when their leases expire. (For tests and for
+    /// a process that must stop now.)
+    pub fn abandon(&self) {
+        let running =
+            std::mem::take(&mut *self.0.running.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, run) in running {
+            run.task.abort();
+        }
     }
 
     /// Lives captured here now.
@@ -212,7 +232,7 @@ impl Webinars {
                 meeting.id,
                 &inner.instance,
                 now,
-                now + LEASE.as_millis() as i64,
+                now + inner.lease.as_millis() as i64,
             )
             .await?;
         if !taken {
@@ -245,6 +265,7 @@ impl Webinars {
                     if let Err(e) = webinars.scan().await {
                         tracing::warn!(error = %e, "cannot look for lives to capture");
                     }
+                    webinars.0.scans.send_modify(|n| *n += 1);
                 }
             };
             tokio::join!(scanning, webinars.follow(events));

@@ -30,3 +30,4 @@ mod screenshots;
 mod sfu_session;
 mod web_auth;
 mod webinar;
+mod webinar_recovery;

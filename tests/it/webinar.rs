@@ -187,7 +187,8 @@ pub(crate) async fn segment_ready(app: &TestApp, slug: &str, msn: u64) {
             if let amphi::hls::Lookup::Live(live) = app.state.lives.lookup(slug) {
                 return live;
             }
-            tokio::task::yield_now().await;
+            // The capture starts within a scan (two seconds) or a lease.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await
@@ -522,4 +523,99 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
         .await
         .unwrap();
     assert!(page.contains("data-status=\"ended\""), "{page}");
+}
+
+/// A second instance of the stack on the same database and simulator.
+async fn instance(db: &TestDb, sim: &sim::Running, name: &str) -> TestApp {
+    let mut config = Config::default();
+    config.bbb.api_url = sim.api_url();
+    config.bbb.secret = Redacted::new(SECRET.to_owned());
+    config.media.udp_bind = "127.0.0.1:0".to_owned();
+    config.media.preset = "ultrafast".to_owned();
+    config.media.fps = 15;
+    config.webinar.instance = name.to_owned();
+    config.webinar.lease_seconds = 3;
+    TestApp::with_db(config, db.db.clone()).await
+}
+
+/// Waits until `app` has looked for lives to capture `count` more times.
+async fn scans(app: &TestApp, count: u64) {
+    let mut scans = app.state.webinars.scans();
+    let from = *scans.borrow_and_update();
+    tokio::time::timeout(PATIENCE, scans.wait_for(|n| *n >= from + count))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_over() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("skipped: set AMPHI_TEST_DATABASE_URL to run the two-instance capture test");
+        return;
+    };
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let a = instance(&db, &sim, "instance-a").await;
+    let b = instance(&db, &sim, "instance-b").await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let _a_loop = a.state.webinars.spawn(a.state.events.subscribe());
+    let b_loop = b.state.webinars.spawn(b.state.events.subscribe());
+
+    // The owner starts it on instance A: A captures; B, looking all the while, does not.
+    let meeting = a.state.db.meeting(id).await.unwrap().unwrap();
+    let meeting = amphi::meetings::start::ensure_created(
+        &a.state.db,
+        a.state.bbb.as_deref().unwrap(),
+        &a.state.config,
+        a.state.secret_key.expose(),
+        &meeting,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    a.state
+        .webinars
+        .start(&meeting, chrono::Utc::now())
+        .await
+        .unwrap();
+    presenter_arrives(&sim, &slug);
+    segment_ready(&a, &slug, 2).await;
+    scans(&b, 3).await;
+    scans(&a, 1).await;
+    assert_eq!(a.state.webinars.capturing(), [id]);
+    assert!(b.state.webinars.capturing().is_empty());
+    assert!(matches!(
+        b.state.lives.lookup(&slug),
+        amphi::hls::Lookup::Unknown
+    ));
+    let stored = db.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.lease_holder.as_deref(), Some("instance-a"));
+    let a_live = match a.state.lives.lookup(&slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("A serves the live"),
+    };
+
+    // A dies (its captures stop without giving the lease up): B takes the live over once the
+    // lease expires, and goes on with the numbering.
+    a.state.webinars.abandon();
+    let (a_next, _, _) = a_live.progress();
+    segment_ready(&b, &slug, 0).await;
+    assert_eq!(b.state.webinars.capturing(), [id]);
+    let stored = db.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.lease_holder.as_deref(), Some("instance-b"));
+    assert_eq!(stored.state, LiveState::InProgress);
+    let b_live = match b.state.lives.lookup(&slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("B serves the live"),
+    };
+    let first = b_live.rendition("720p").unwrap().edge().unwrap().msn;
+    assert!(first >= a_next, "B numbers after A: {first} after {a_next}");
+    b_loop.abort();
+    b.state.webinars.abandon();
 }
