@@ -27,3 +27,11 @@ CREATE INDEX lives_wanted ON lives (wanted);
 -- The webinar options beyond Pod's is_webinar and enable_chat.
 ALTER TABLE meetings ADD COLUMN webinar_layout TEXT NOT NULL DEFAULT 'presentation-pip';
 ALTER TABLE meetings ADD COLUMN webinar_anonymous_chat BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- The instances that capture lives, as they last announced themselves: the cluster's capacity
+-- is the sum of the lives each one can capture.
+CREATE TABLE capture_instances (
+    name      TEXT    PRIMARY KEY,
+    max_lives BIGINT  NOT NULL,
+    seen_at   BIGINT  NOT NULL
+);

@@ -304,3 +304,68 @@ impl Db {
         Ok(())
     }
 }
+
+/// A webinar scheduled at the same time as another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlapping {
+    pub meeting_id: i64,
+    pub name: String,
+}
+
+impl Db {
+    /// This instance can capture `max_lives` lives; it says so every scan.
+    pub async fn capture_instance_seen(
+        &self,
+        name: &str,
+        max_lives: u32,
+        now_ms: i64,
+    ) -> Result<()> {
+        execute!(self, pool => {
+            sqlx::query(
+                "INSERT INTO capture_instances (name, max_lives, seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET max_lives = $2, seen_at = $3",
+            )
+            .bind(name)
+            .bind(i64::from(max_lives))
+            .bind(now_ms)
+            .execute(pool)
+            .await
+        })?;
+        Ok(())
+    }
+
+    /// Lives the instances seen since `since_ms` can capture at once, in all.
+    pub async fn capture_capacity(&self, since_ms: i64) -> Result<u64> {
+        let total: Option<i64> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT SUM(max_lives) FROM capture_instances WHERE seen_at >= $1")
+                .bind(since_ms)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(total.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Webinars (other than `except`) whose planned time overlaps `[start, end)`.
+    pub async fn overlapping_webinars(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> Result<Vec<Overlapping>> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, name FROM meetings WHERE is_webinar AND id <> $3 AND start_at < $2 \
+                 AND start_at + expected_duration_minutes * 60000 > $1 ORDER BY start_at",
+            )
+            .bind(start.timestamp_millis())
+            .bind(end.timestamp_millis())
+            .bind(except.unwrap_or(-1))
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(meeting_id, name)| Overlapping { meeting_id, name })
+            .collect())
+    }
+}

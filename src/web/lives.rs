@@ -168,6 +168,7 @@ pub async fn list(
     let now = now(&state);
     let mut current = Vec::new();
     let mut upcoming = Vec::new();
+    let capacity = state.webinars.capacity().await?;
     for live in state.db.all_lives().await? {
         let Some(meeting) = state.db.meeting(live.meeting_id).await? else {
             continue;
@@ -178,12 +179,24 @@ pub async fn list(
         let start = meeting.fields.start_at;
         let end =
             start + chrono::Duration::minutes(i64::from(meeting.fields.expected_duration_minutes));
+        // The planned load: webinars captured at the same time, this one included.
+        let planned = if live.state == LiveState::NotStarted && end > now {
+            state
+                .db
+                .overlapping_webinars(start, end, Some(meeting.id))
+                .await?
+                .len()
+                + 1
+        } else {
+            0
+        };
         let item = context! {
             slug => &live.slug,
             title => &meeting.fields.name,
             start => crate::meetings::utc_to_local(tz, start).format("%Y-%m-%d %H:%M").to_string(),
             restricted => meeting.fields.is_restricted,
             viewers => live.viewer_peak,
+            planned => planned,
         };
         match live.state {
             LiveState::InProgress => current.push((start, item)),
@@ -200,7 +213,7 @@ pub async fn list(
         &state,
         &ctx,
         "live/list.html",
-        context! { current => strip(current), upcoming => strip(upcoming) },
+        context! { current => strip(current), upcoming => strip(upcoming), capacity => capacity },
     )?
     .into_response())
 }

@@ -322,6 +322,29 @@ pub(super) async fn checked_fields(
             }
         }
     }
+    // Pod's capacity rule: a webinar whose time would need more captures than the instances
+    // can run is refused, and the administrators hear of it.
+    if submission.is_webinar && audience.can_make_webinars {
+        let end = submission.start_at
+            + chrono::Duration::minutes(i64::from(submission.expected_duration_minutes));
+        if let Err(overbooked) = state
+            .webinars
+            .room_for(submission.start_at, end, meeting.map(|m| m.id))
+            .await?
+        {
+            errors.insert(
+                "is_webinar",
+                form::FieldError {
+                    key: "meetings.error.webinar_capacity",
+                    args: vec![
+                        ("count", overbooked.overlapping.len().to_string()),
+                        ("capacity", overbooked.capacity.to_string()),
+                    ],
+                },
+            );
+            tell_admins(state, &submission.name, submission.start_at, overbooked);
+        }
+    }
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
@@ -375,6 +398,76 @@ pub(super) async fn checked_fields(
             meeting.is_some_and(|m| m.fields.webinar_anonymous_chat)
         },
     }))
+}
+
+/// Mails the administrators (`site.admins`) that a webinar was refused for lack of capacity
+/// (Pod's "Too many webinars" mail), in the site's language; in the background.
+fn tell_admins(
+    state: &AppState,
+    name: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    overbooked: crate::webinar::Overbooked,
+) {
+    let Some(mailer) = state.mailer.clone() else {
+        tracing::warn!(
+            webinar = name,
+            "a webinar was refused for lack of capacity (no mail configured to tell the administrators)"
+        );
+        return;
+    };
+    let catalog = state.templates.catalog();
+    let lang = crate::web::i18n::Lang::from_code(&state.config.site.default_language)
+        .unwrap_or(crate::web::i18n::Lang::Fr);
+    let when = m::utc_to_local(state.config.site.tz(), start)
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    let others: Vec<String> = overbooked
+        .overlapping
+        .iter()
+        .map(|o| format!("- {}", o.name))
+        .collect();
+    let (count, capacity) = (
+        overbooked.overlapping.len().to_string(),
+        overbooked.capacity.to_string(),
+    );
+    let args = [
+        ("site", state.config.site.title.as_str()),
+        ("name", name),
+        ("when", when.as_str()),
+        ("count", count.as_str()),
+        ("capacity", capacity.as_str()),
+    ];
+    let subject = catalog.get(lang, "mail.overbooked.subject", &args);
+    let text = format!(
+        "{}\n\n{}\n",
+        catalog.get(lang, "mail.overbooked.body", &args),
+        others.join("\n")
+    );
+    let html = format!(
+        "<p>{}</p><ul>{}</ul>",
+        minijinja::HtmlEscape(&catalog.get(lang, "mail.overbooked.body", &args)),
+        overbooked
+            .overlapping
+            .iter()
+            .map(|o| format!("<li>{}</li>", minijinja::HtmlEscape(&o.name)))
+            .collect::<String>()
+    );
+    let admins = state.config.site.admins.clone();
+    tokio::spawn(async move {
+        for admin in admins {
+            let mail = crate::mail::Mail {
+                to: admin.clone(),
+                reply_to: None,
+                subject: subject.clone(),
+                text: text.clone(),
+                html: html.clone(),
+                attachments: Vec::new(),
+            };
+            if let Err(e) = mailer.send(&mail).await {
+                tracing::warn!(error = %e, "the administrators could not be told of a refused webinar");
+            }
+        }
+    });
 }
 
 /// `POST /meeting/add`.

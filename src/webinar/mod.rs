@@ -22,6 +22,17 @@ use tokio::sync::{broadcast, mpsc};
 
 /// How often instances look for lives to capture.
 pub const SCAN: Duration = Duration::from_secs(2);
+/// An instance counts in the cluster's capacity this long after it last looked.
+const INSTANCE_SEEN: Duration = Duration::from_secs(60);
+
+/// Scheduling a webinar then would need more captures than the cluster can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overbooked {
+    /// The other webinars planned at that time.
+    pub overlapping: Vec<crate::db::Overlapping>,
+    /// Lives the cluster can capture at once.
+    pub capacity: u64,
+}
 
 /// What the owner asks of a running live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +136,38 @@ impl Webinars {
         for (_, run) in running {
             run.task.abort();
         }
+    }
+
+    /// Lives the instances can capture at once, in all: those that looked for lives in the
+    /// last minute, this one at least.
+    pub async fn capacity(&self) -> Result<u64, WebinarError> {
+        let since = crate::clock::unix_ms() - INSTANCE_SEEN.as_millis() as i64;
+        let seen = self.0.parts.db.capture_capacity(since).await?;
+        Ok(seen.max(u64::from(self.0.parts.config.webinar.max_lives)))
+    }
+
+    /// Whether a webinar planned over `[start, end)` (`except`: the one being edited) leaves
+    /// a capture free at every moment; Pod's test, counting every overlapping webinar.
+    pub async fn room_for(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        except: Option<i64>,
+    ) -> Result<Result<(), Overbooked>, WebinarError> {
+        let overlapping = self
+            .0
+            .parts
+            .db
+            .overlapping_webinars(start, end, except)
+            .await?;
+        let capacity = self.capacity().await?;
+        if overlapping.len() as u64 + 1 > capacity {
+            return Ok(Err(Overbooked {
+                overlapping,
+                capacity,
+            }));
+        }
+        Ok(Ok(()))
     }
 
     /// Lives captured here now.
@@ -274,6 +317,9 @@ impl Webinars {
 
     async fn scan(&self) -> Result<(), WebinarError> {
         let db = &self.0.parts.db;
+        let max = self.0.parts.config.webinar.max_lives;
+        db.capture_instance_seen(&self.0.instance, max, crate::clock::unix_ms())
+            .await?;
         for live in db.lives_to_capture(crate::clock::unix_ms()).await? {
             if self.capturing().contains(&live.meeting_id) {
                 continue;

@@ -12,14 +12,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// The SMTP sink, killed when dropped.
-struct Sink {
+pub(crate) struct Sink {
     _child: Child,
     lines: tokio::io::Lines<BufReader<ChildStdout>>,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
-async fn sink() -> Sink {
+pub(crate) async fn sink() -> Sink {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
     let mut child = Command::new("/usr/bin/python3")
@@ -47,7 +47,7 @@ async fn sink() -> Sink {
 
 impl Sink {
     /// Waits for the next stored message; its files' common path without extension.
-    async fn next(&mut self) -> PathBuf {
+    pub(crate) async fn next(&mut self) -> PathBuf {
         let line = tokio::time::timeout(std::time::Duration::from_secs(60), self.lines.next_line())
             .await
             .expect("a mail arrives")
@@ -57,7 +57,7 @@ impl Sink {
     }
 }
 
-fn read(base: &Path, extension: &str) -> String {
+pub(crate) fn read(base: &Path, extension: &str) -> String {
     std::fs::read_to_string(base.with_extension(extension))
         .unwrap_or_else(|e| panic!("{}.{extension}: {e}", base.display()))
 }

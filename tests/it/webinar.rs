@@ -374,6 +374,11 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
         .unwrap();
     let upcoming = &lives[lives.find("lives-upcoming").unwrap()..];
     assert!(upcoming.contains(&format!("/live/{slug}")), "{lives}");
+    // The planned load: this webinar alone, of the two lives an instance captures by default.
+    assert!(
+        upcoming.contains("1 directs simultanés sur 2") || upcoming.contains("1 of 2"),
+        "{lives}"
+    );
     let page = reqwest::get(format!("http://{addr}/live/{slug}"))
         .await
         .unwrap();
@@ -618,4 +623,96 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     assert!(first >= a_next, "B numbers after A: {first} after {a_next}");
     b_loop.abort();
     b.state.webinars.abandon();
+}
+
+#[tokio::test]
+async fn a_webinar_beyond_the_capacity_is_refused_and_the_admins_are_told() {
+    let mut sink = super::invitations::sink().await;
+    let mut config = Config::default();
+    config.mail.smtp_url = Redacted::new(format!("smtp://127.0.0.1:{}", sink.port));
+    config.mail.from = "amphi <noreply@univ.example>".to_owned();
+    config.site.admins = vec!["admin@univ.example".to_owned()];
+    config.webinar.max_lives = 1;
+    let mut app = TestApp::new(config).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let webinar = |name: &str, time: &str, is_webinar: bool| {
+        json!({
+            "name": name,
+            "attendee_password": "chimie42",
+            "start": "2026-12-07",
+            "start_time": time,
+            "expected_duration": 2,
+            "is_webinar": is_webinar,
+        })
+    };
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        "/api/v1/meetings",
+        &token,
+        Some(webinar("Chimie organique", "14:00", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // One capture at once here: an overlapping webinar is refused, with why.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        "/api/v1/meetings",
+        &token,
+        Some(webinar("Physique", "15:00", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let reason = body["errors"]["is_webinar"].as_str().unwrap();
+    assert!(reason.contains('1'), "{reason}");
+    // The administrators hear of it, in the site's language, with the other webinar named.
+    let mail = sink.next().await;
+    let headers = super::invitations::read(&mail, "headers");
+    assert!(headers.contains("To: admin@univ.example"), "{headers}");
+    assert!(headers.contains("Trop de webinaires"), "{headers}");
+    let text = super::invitations::read(&mail, "txt");
+    assert!(
+        text.contains("Physique") && text.contains("Chimie organique"),
+        "{text}"
+    );
+
+    // Later the same day, or as a plain meeting, it fits.
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        "/api/v1/meetings",
+        &token,
+        Some(webinar("Physique", "16:00", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        "/api/v1/meetings",
+        &token,
+        Some(webinar("Physique (réunion)", "15:00", false)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Editing the first webinar does not count it against itself.
+    let id = app
+        .state
+        .db
+        .meeting_by_bbb_id("0001-chimie-organique")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (status, body) = call(
+        &mut app,
+        "PUT",
+        &format!("/api/v1/meetings/{id}"),
+        &token,
+        Some(webinar("Chimie organique", "14:00", true)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
