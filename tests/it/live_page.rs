@@ -64,8 +64,8 @@ impl Browser {
         }
     }
 
-    /// Evaluates `expression` in the page and returns its JSON value.
-    async fn evaluate(&self, expression: &str) -> serde_json::Value {
+    /// Sends one DevTools command to the page; returns its result.
+    async fn command(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         let targets: serde_json::Value =
             reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port))
                 .await
@@ -83,20 +83,22 @@ impl Browser {
             tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
                 .await
                 .unwrap();
-        let call = serde_json::json!({
-            "id": 1,
-            "method": "Runtime.evaluate",
-            "params": { "expression": expression, "returnByValue": true },
-        });
+        let call = serde_json::json!({ "id": 1, "method": method, "params": params });
         socket.send(Message::text(call.to_string())).await.unwrap();
         while let Some(Ok(message)) = socket.next().await {
             let value: serde_json::Value =
                 serde_json::from_str(message.to_text().unwrap()).unwrap();
             if value["id"] == 1 {
-                return value["result"]["result"]["value"].clone();
+                return value["result"].clone();
             }
         }
         panic!("no answer from the page");
+    }
+
+    /// Evaluates `expression` in the page and returns its JSON value.
+    async fn evaluate(&self, expression: &str) -> serde_json::Value {
+        let params = serde_json::json!({ "expression": expression, "returnByValue": true });
+        self.command("Runtime.evaluate", params).await["result"]["value"].clone()
     }
 }
 
@@ -330,5 +332,143 @@ async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
     assert!(
         off["status"] == "The chat is turned off." || off["status"] == "Le chat est fermé.",
         "{off}"
+    );
+}
+
+/// The colour at `(x, y)` (fractions of the width and height) of a PNG, and the share of its
+/// pixels that are near black.
+fn png_colour_and_black(png: &[u8], x: f64, y: f64) -> ([u8; 3], f64) {
+    use gst::prelude::*;
+    use gst_video::prelude::VideoFrameExt;
+    amphi::media::init().unwrap();
+    let pipeline = gst::parse::launch(
+        "appsrc name=in ! pngdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("in")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(gst::Buffer::from_slice(png.to_vec()))
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.pull_sample().expect("the screenshot decodes");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
+        .unwrap();
+    let (width, height) = (info.width() as usize, info.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let data = frame.plane_data(0).unwrap();
+    let at = |px: usize, py: usize| {
+        let i = py * stride + px * 3;
+        [data[i], data[i + 1], data[i + 2]]
+    };
+    let mut black = 0usize;
+    for py in (0..height).step_by(4) {
+        for px in (0..width).step_by(4) {
+            if at(px, py).iter().all(|c| *c < 24) {
+                black += 1;
+            }
+        }
+    }
+    let total = height.div_ceil(4) * width.div_ceil(4);
+    let colour = at(
+        ((width as f64 * x) as usize).min(width - 1),
+        ((height as f64 * y) as usize).min(height - 1),
+    );
+    (colour, black as f64 / total as f64)
+}
+
+/// A webinar captured by amphi from the simulator, in Chromium: the screenshot of the player
+/// shows the presenter's slide (its colour, read from the picture), not a black box. It is
+/// kept in `target/screenshots/webinar-live.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webinar_live_page_shows_the_slide_in_chromium() {
+    use super::webinar::{presenter_arrives, schedule, segment_ready, stack, teacher};
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("web/static/vendor/hls.min.js")
+        .exists();
+    if !installed {
+        eprintln!("skipped: hls.js is not installed (make assets)");
+        return;
+    }
+    let db = crate::support::TestDb::sqlite().await;
+    let super::webinar::Stack { mut app, sim, .. } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let (status, body) = super::webinar::call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/start"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+    presenter_arrives(&sim, &slug);
+    segment_ready(&app, &slug, 3).await;
+    let addr = crate::support::serve_app(app.state.clone()).await;
+    let browser = Browser::open(&format!("http://{addr}/live/{slug}")).await;
+
+    // Playing: the current time advances by a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut first = None;
+    loop {
+        let state: serde_json::Value =
+            serde_json::from_str(browser.evaluate(STATE).await.as_str().unwrap_or("{}")).unwrap();
+        assert!(state["fatal"].is_null(), "fatal hls.js error: {state}");
+        assert!(Instant::now() < deadline, "the video did not play: {state}");
+        let t = state["t"].as_f64().unwrap_or(0.0);
+        if t > 0.0 && t - *first.get_or_insert(t) >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rect = browser
+        .evaluate(
+            "(() => { const r = document.getElementById('video').getBoundingClientRect();              return {x: r.x, y: r.y, width: r.width, height: r.height}; })()",
+        )
+        .await;
+    let shot = browser
+        .command(
+            "Page.captureScreenshot",
+            serde_json::json!({ "format": "png", "clip": {
+                "x": rect["x"], "y": rect["y"], "width": rect["width"], "height": rect["height"], "scale": 1
+            }}),
+        )
+        .await;
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("a screenshot"))
+        .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("webinar-live.png"), &png).unwrap();
+    // Near the top left corner, where the slide fills the picture (the presenter's camera
+    // sits in the bottom right corner).
+    let (colour, black) = png_colour_and_black(&png, 0.08, 0.12);
+    assert!(
+        black < 0.5,
+        "mostly black: {:.0} % of the player",
+        black * 100.0
+    );
+    let slide = amphi::sim::slides::page_rgb(1);
+    let far = colour
+        .iter()
+        .zip(slide)
+        .any(|(a, b)| (i16::from(*a) - i16::from(b)).abs() > 32);
+    assert!(
+        !far,
+        "the slide's colour {slide:?} in the player, saw {colour:?}"
     );
 }
