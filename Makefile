@@ -5,7 +5,8 @@ DEMO_ARGS ?=
 
 .PHONY: demo test deps assets lint build release clean
 
-## Run the embedded demo (SQLite in a temporary folder); prints the URL and the login.
+## Run the embedded demo (SQLite in a temporary folder, the BBB simulator playing a lecture, a live
+## webinar); prints the live page, two logins and the simulator. DEMO_ARGS="--duration 60" ends it.
 demo: deps assets
 	$(CARGO) run --quiet -- demo $(DEMO_ARGS)
 

@@ -716,3 +716,70 @@ async fn a_webinar_beyond_the_capacity_is_refused_and_the_admins_are_told() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_callback_stops_a_live_captured_here() {
+    let db = TestDb::sqlite().await;
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let _listening = app.state.webinars.spawn(app.state.events.subscribe());
+    let (status, body) = call(
+        &mut app,
+        "POST",
+        &format!("/api/v1/meetings/{id}/live/start"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    presenter_arrives(&sim, &slug);
+    segment_ready(&app, &slug, 1).await;
+
+    // BBB's end callback (verified by the callbacks route) arrives; the bot has seen nothing
+    // yet (the simulated meeting still runs): the live stops all the same.
+    app.state
+        .events
+        .send(amphi::bbb::callbacks::BbbEvent::MeetingEnded {
+            meeting_id: slug.clone(),
+            recording_marks: false,
+        })
+        .unwrap();
+    let live = match app.state.lives.lookup(&slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("the live is served"),
+    };
+    let rendition = live.rendition("720p").unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        while !rendition.is_ended() {
+            let next = rendition.edge().map_or(0, |p| p.msn + 1);
+            rendition.wait_for_segment(next, PATIENCE).await;
+        }
+    })
+    .await
+    .expect("the playlists end");
+    let stopped = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+            if stored.state == LiveState::Stopped {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live is stopped");
+    assert!(!stopped.wanted);
+    // The scan does not start it again.
+    let mut scans = app.state.webinars.scans();
+    let from = *scans.borrow_and_update();
+    tokio::time::timeout(PATIENCE, scans.wait_for(|n| *n >= from + 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(app.state.webinars.capturing().is_empty());
+}

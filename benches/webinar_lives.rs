@@ -1,0 +1,324 @@
+//! Webinars end to end on this machine: N webinars started at once by their owners, captured
+//! by amphi (in this process) from the BBB simulator (a child process: this binary with
+//! `--sim`), each with a presenter who shows slides and a camera. Reports, per live, the time
+//! from the owner's start to the first playable segment, to the bot being in the meeting and
+//! to the meeting's media reaching the live; then, over a window, whether every live keeps up
+//! with real time (segments published per second of wall clock, frames dropped) and amphi's
+//! CPU.
+//!
+//! `cargo bench --bench webinar_lives -- [--lives 3] [--seconds 30] [--preset veryfast] [--fps 25]`
+//!
+//! Bounded: it stops after the window and kills the simulator.
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "webinar-bench-secret";
+
+struct Options {
+    lives: usize,
+    seconds: u64,
+    preset: String,
+    fps: u32,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        lives: 3,
+        seconds: 30,
+        preset: "veryfast".to_owned(),
+        fps: 25,
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--lives" => o.lives = value.parse().expect("--lives N"),
+            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
+            "--preset" => o.preset = value,
+            "--fps" => o.fps = value.parse().expect("--fps N"),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+async fn simulate() {
+    let sim = amphi::sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        amphi::sim::SimOptions {
+            secret: amphi::redact::Redacted::new(SECRET.to_owned()),
+            media_dir: Some(std::env::temp_dir().join("amphi-bench-sim")),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", sim.addr.port());
+    std::future::pending::<()>().await;
+}
+
+fn main() {
+    let simulating = std::env::args().any(|a| a == "--sim");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if simulating {
+        runtime.block_on(simulate());
+        return;
+    }
+    let o = options();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--sim")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the simulator's port");
+    runtime.block_on(run(o, port));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+struct Timing {
+    first_segment: Duration,
+    bot_in: Duration,
+    media_in: Duration,
+}
+
+async fn run(o: Options, port: u16) {
+    amphi::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = amphi::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..amphi::config::Config::default()
+    };
+    let sim_url = format!("http://127.0.0.1:{port}");
+    config.bbb.api_url = format!("{sim_url}/bigbluebutton/api");
+    config.bbb.secret = amphi::redact::Redacted::new(SECRET.to_owned());
+    config.media.udp_bind = "127.0.0.1:0".to_owned();
+    config.media.preset = o.preset.clone();
+    config.media.fps = o.fps;
+    config.webinar.max_lives = o.lives as u32;
+    let db = amphi::server::open_database(&config).await.unwrap();
+    let state = amphi::server::build_state(config, db.clone(), Arc::new(amphi::clock::SystemClock))
+        .await
+        .unwrap();
+    let owner = state
+        .accounts
+        .create_user(&amphi::accounts::UserSpec {
+            username: "owner".to_owned(),
+            password: None,
+            display_name: "Prof".to_owned(),
+            email: "prof@univ.example".to_owned(),
+            staff: true,
+            superuser: true,
+            affiliation: "faculty".to_owned(),
+            groups: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let api = state.bbb.clone().unwrap();
+    let http = reqwest::Client::new();
+    let mut meetings = Vec::new();
+    for n in 0..o.lives {
+        let fields = amphi::db::MeetingFields {
+            name: format!("Webinaire {n}"),
+            owner_id: owner.id,
+            additional_owners: Vec::new(),
+            attendee_password: "secret42".to_owned(),
+            is_restricted: false,
+            groups: Vec::new(),
+            start_at: chrono::Utc::now(),
+            expected_duration_minutes: 60,
+            repetition: None,
+            max_participants: 100,
+            welcome_text: String::new(),
+            webcam_only_for_moderators: false,
+            record: false,
+            auto_start_recording: false,
+            allow_start_stop_recording: true,
+            guest_policy: None,
+            lock: Default::default(),
+            parent_meeting_id: None,
+            voice_bridge: Some(70000 + n as u32),
+            is_webinar: true,
+            enable_chat: true,
+            webinar_layout: "presentation-pip".to_owned(),
+            webinar_anonymous_chat: true,
+        };
+        let meeting = db
+            .create_meeting(&fields, false, "", chrono::Utc::now())
+            .await
+            .unwrap();
+        let meeting = amphi::meetings::start::ensure_created(
+            &db,
+            api.as_ref(),
+            &state.config,
+            state.secret_key.expose(),
+            &meeting,
+            Some(owner.id),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        // The presenter is there, with slides and a camera, before the live starts.
+        let events = serde_json::json!([
+            {"type": "join", "name": "Prof. Curie", "role": "MODERATOR"},
+            {"type": "presenter", "name": "Prof. Curie"},
+            {"type": "camera_on", "name": "Prof. Curie"},
+        ]);
+        let answer = http
+            .post(format!(
+                "{sim_url}/sim/meetings/{}/events",
+                meeting.meeting_id
+            ))
+            .json(&events)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 204);
+        meetings.push(meeting);
+    }
+
+    // Every owner starts at once.
+    let started = Instant::now();
+    for meeting in &meetings {
+        state
+            .webinars
+            .start(meeting, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let bot_name = state.config.bot_name();
+    let mut timings = Vec::new();
+    for meeting in &meetings {
+        let state = state.clone();
+        let bot_name = bot_name.clone();
+        let api = Arc::clone(&api);
+        let meeting = meeting.clone();
+        timings.push(tokio::spawn(async move {
+            let live = loop {
+                if let amphi::hls::Lookup::Live(live) = state.lives.lookup(&meeting.meeting_id) {
+                    break live;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            // The three are watched together: each is timed when first seen.
+            let rendition = live.rendition("720p").unwrap();
+            let (mut first_segment, mut bot_in, mut media_in) = (None, None, None);
+            while first_segment.is_none() || bot_in.is_none() || media_in.is_none() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the live did not start"
+                );
+                if first_segment.is_none() && rendition.segment(0).is_some() {
+                    first_segment = Some(started.elapsed());
+                }
+                if media_in.is_none() && live.stats.snapshot().frames_in > 0 {
+                    media_in = Some(started.elapsed());
+                }
+                if bot_in.is_none() {
+                    let info = api.get_meeting_info(&meeting.meeting_id).await;
+                    if info.is_ok_and(|i| i.attendees.items.iter().any(|a| a.full_name == bot_name))
+                    {
+                        bot_in = Some(started.elapsed());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let (first_segment, bot_in, media_in) =
+                (first_segment.unwrap(), bot_in.unwrap(), media_in.unwrap());
+            Timing {
+                first_segment,
+                bot_in,
+                media_in,
+            }
+        }));
+    }
+    let mut results = Vec::new();
+    for t in timings {
+        results.push(t.await.unwrap());
+    }
+    println!(
+        "webinar_lives: {} lives, {} fps, preset {}",
+        o.lives, o.fps, o.preset
+    );
+    for (n, t) in results.iter().enumerate() {
+        println!(
+            "live {n}: start -> first playable segment {:.2} s; bot in the meeting {:.2} s; meeting media in the live {:.2} s",
+            t.first_segment.as_secs_f64(),
+            t.bot_in.as_secs_f64(),
+            t.media_in.as_secs_f64()
+        );
+    }
+
+    // Real time: over the window, each live publishes a segment per second of wall clock.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lives: Vec<Arc<amphi::hls::Live>> = meetings
+        .iter()
+        .map(|m| match state.lives.lookup(&m.meeting_id) {
+            amphi::hls::Lookup::Live(live) => live,
+            _ => panic!("the live vanished"),
+        })
+        .collect();
+    let edges = |lives: &[Arc<amphi::hls::Live>]| -> Vec<(u64, amphi::hls::stats::Snapshot)> {
+        lives
+            .iter()
+            .map(|l| {
+                (
+                    l.rendition("720p").unwrap().edge().map_or(0, |p| p.msn),
+                    l.stats.snapshot(),
+                )
+            })
+            .collect()
+    };
+    let before = edges(&lives);
+    let cpu_before = cpu_seconds();
+    let window_start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    let wall = window_start.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu_before) / wall;
+    let after = edges(&lives);
+    for (n, ((msn0, s0), (msn1, s1))) in before.iter().zip(&after).enumerate() {
+        let hd0 = s0.outputs.get("720p").copied().unwrap_or_default();
+        let hd1 = s1.outputs.get("720p").copied().unwrap_or_default();
+        let composed = s1.frames_composed - s0.frames_composed;
+        let encoded = hd1.frames_out - hd0.frames_out;
+        println!(
+            "live {n}: {} segments in {wall:.1} s ({:.3} per second); 720p frames composed {composed}, encoded {encoded} ({:.1} fps, {} dropped before the encoder)",
+            msn1 - msn0,
+            (msn1 - msn0) as f64 / wall,
+            encoded as f64 / wall,
+            (hd1.frames_in - hd0.frames_in).saturating_sub(encoded)
+        );
+    }
+    println!(
+        "amphi_cpu_cores {cpu:.2} for {} lives ({:.2} per live); the simulator runs in another process",
+        o.lives,
+        cpu / o.lives as f64
+    );
+    for meeting in &meetings {
+        let _ = api.end(&meeting.meeting_id).await;
+    }
+}
