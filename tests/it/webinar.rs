@@ -568,7 +568,7 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     let b = instance(&db, &sim, "instance-b").await;
     let (_, token) = teacher(&app, "curie").await;
     let (id, slug) = schedule(&mut app, &token).await;
-    let _a_loop = a.state.webinars.spawn(a.state.events.subscribe());
+    let a_loop = a.state.webinars.spawn(a.state.events.subscribe());
     let b_loop = b.state.webinars.spawn(b.state.events.subscribe());
 
     // The owner starts it on instance A: A captures; B, looking all the while, does not.
@@ -608,6 +608,7 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
 
     // A dies (its captures stop without giving the lease up): B takes the live over once the
     // lease expires, and goes on with the numbering.
+    a_loop.abort();
     a.state.webinars.abandon();
     let (a_next, _, _) = a_live.progress();
     segment_ready(&b, &slug, 0).await;
