@@ -143,29 +143,12 @@ async fn run(o: Options, port: u16) {
     let mut meetings = Vec::new();
     for n in 0..o.lives {
         let fields = amphi::db::MeetingFields {
-            name: format!("Webinaire {n}"),
-            owner_id: owner.id,
-            additional_owners: Vec::new(),
-            attendee_password: "secret42".to_owned(),
-            is_restricted: false,
-            groups: Vec::new(),
-            start_at: chrono::Utc::now(),
-            expected_duration_minutes: 60,
-            repetition: None,
-            max_participants: 100,
-            welcome_text: String::new(),
-            webcam_only_for_moderators: false,
-            record: false,
-            auto_start_recording: false,
-            allow_start_stop_recording: true,
-            guest_policy: None,
-            lock: Default::default(),
-            parent_meeting_id: None,
-            voice_bridge: Some(70000 + n as u32),
-            is_webinar: true,
-            enable_chat: true,
-            webinar_layout: "presentation-pip".to_owned(),
             webinar_anonymous_chat: true,
+            ..amphi::db::MeetingFields::webinar(
+                &format!("Webinaire {n}"),
+                owner.id,
+                chrono::Utc::now(),
+            )
         };
         let meeting = db
             .create_meeting(&fields, false, "", chrono::Utc::now())

@@ -72,29 +72,9 @@ async fn account(state: &crate::web::AppState, spec: UserSpec) -> anyhow::Result
 /// The demo webinar, scheduled now by `owner`: anyone may chat with a nickname.
 async fn schedule(state: &crate::web::AppState, owner: i64) -> anyhow::Result<Meeting> {
     let fields = MeetingFields {
-        name: "Amphi de démonstration".to_owned(),
-        owner_id: owner,
-        additional_owners: Vec::new(),
-        attendee_password: crate::meetings::random_password(),
-        is_restricted: false,
-        groups: Vec::new(),
-        start_at: chrono::Utc::now(),
-        expected_duration_minutes: 120,
-        repetition: None,
-        max_participants: 150,
         welcome_text: "Bienvenue dans la démonstration d'amphi.".to_owned(),
-        webcam_only_for_moderators: false,
-        record: false,
-        auto_start_recording: false,
-        allow_start_stop_recording: true,
-        guest_policy: Some(crate::meetings::GuestPolicy::AlwaysAccept),
-        lock: crate::meetings::LockSettings::default(),
-        parent_meeting_id: None,
-        voice_bridge: Some(crate::meetings::random_voice_bridge()),
-        is_webinar: true,
-        enable_chat: true,
-        webinar_layout: crate::media::layout::DEFAULT.to_owned(),
         webinar_anonymous_chat: true,
+        ..MeetingFields::webinar("Amphi de démonstration", owner, chrono::Utc::now())
     };
     Ok(state
         .db

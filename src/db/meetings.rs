@@ -38,6 +38,38 @@ pub struct MeetingFields {
     pub webinar_anonymous_chat: bool,
 }
 
+impl MeetingFields {
+    /// A webinar with Pod's defaults (two hours, 150 participants, guests accepted), an
+    /// audience chat, a random password and dial-in number; the demo's and the benches'.
+    pub fn webinar(name: &str, owner_id: i64, start_at: DateTime<Utc>) -> Self {
+        Self {
+            name: name.to_owned(),
+            owner_id,
+            additional_owners: Vec::new(),
+            attendee_password: crate::meetings::random_password(),
+            is_restricted: false,
+            groups: Vec::new(),
+            start_at,
+            expected_duration_minutes: 120,
+            repetition: None,
+            max_participants: 150,
+            welcome_text: String::new(),
+            webcam_only_for_moderators: false,
+            record: false,
+            auto_start_recording: false,
+            allow_start_stop_recording: true,
+            guest_policy: Some(GuestPolicy::AlwaysAccept),
+            lock: LockSettings::default(),
+            parent_meeting_id: None,
+            voice_bridge: Some(crate::meetings::random_voice_bridge()),
+            is_webinar: true,
+            enable_chat: true,
+            webinar_layout: crate::media::layout::DEFAULT.to_owned(),
+            webinar_anonymous_chat: false,
+        }
+    }
+}
+
 /// A stored meeting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meeting {

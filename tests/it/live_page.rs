@@ -338,31 +338,12 @@ async fn the_chat_panel_talks_both_ways_and_shows_text_as_text() {
 /// The colour at `(x, y)` (fractions of the width and height) of a PNG, and the share of its
 /// pixels that are near black.
 fn png_colour_and_black(png: &[u8], x: f64, y: f64) -> ([u8; 3], f64) {
-    use gst::prelude::*;
     use gst_video::prelude::VideoFrameExt;
-    amphi::media::init().unwrap();
-    let pipeline = gst::parse::launch(
-        "appsrc name=in ! pngdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("in")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    src.push_buffer(gst::Buffer::from_slice(png.to_vec()))
-        .unwrap();
-    src.end_of_stream().unwrap();
-    let sample = sink.pull_sample().expect("the screenshot decodes");
-    pipeline.set_state(gst::State::Null).unwrap();
+    let samples = crate::support::media::decode_bytes(
+        png,
+        "pngparse ! pngdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
+    );
+    let sample = samples.first().expect("the screenshot decodes");
     let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info)
         .unwrap();

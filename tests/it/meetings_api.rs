@@ -38,7 +38,7 @@ async fn token(app: &TestApp, username: &str) -> String {
 }
 
 /// Sends a JSON request with `Authorization: Token …`; returns status and JSON body.
-async fn call(
+pub(crate) async fn call(
     app: &mut TestApp,
     method: &str,
     path: &str,

@@ -21,20 +21,7 @@ async fn secrets_do_not_reach_the_logs() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        let output = Command::new(amphi_bin())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let run = |args: &[&str]| crate::support::amphi_with(&config, args);
     run(&["user", "add", "ann", "--password", "correct horse battery"]);
     let api_token = run(&["token", "create", "ann"]).trim().to_owned();
 

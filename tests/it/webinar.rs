@@ -3,13 +3,13 @@
 //! reaches the meeting's public chat, and when the meeting ends the playlists get
 //! `EXT-X-ENDLIST` and the live is marked stopped within 5 s.
 
+pub(crate) use super::meetings_api::call;
 use crate::support::{TestApp, TestDb, serve_app};
 use amphi::config::{ChecksumAlgorithm, Config};
 use amphi::db::LiveState;
 use amphi::redact::Redacted;
 use amphi::sim::{self, SimOptions, scenario::Event};
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -80,26 +80,6 @@ pub(crate) async fn teacher(app: &TestApp, username: &str) -> (amphi::db::User, 
         .expose()
         .clone();
     (user, token)
-}
-
-pub(crate) async fn call(
-    app: &mut TestApp,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    app.forget_cookies();
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Token {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let page = app.send(request).await;
-    let json = serde_json::from_str(&page.body).unwrap_or(Value::Null);
-    (page.status, json)
 }
 
 /// Schedules a webinar through the API where anyone may chat with a nickname; returns its
@@ -205,6 +185,56 @@ pub(crate) async fn segment_ready(app: &TestApp, slug: &str, msn: u64) {
     }
 }
 
+/// The live `app` serves under `slug`.
+pub(crate) fn served(app: &TestApp, slug: &str) -> std::sync::Arc<amphi::hls::Live> {
+    match app.state.lives.lookup(slug) {
+        amphi::hls::Lookup::Live(live) => live,
+        _ => panic!("{slug} is not served"),
+    }
+}
+
+/// Waits until the live's playlists end (`EXT-X-ENDLIST`), within `patience`.
+async fn playlists_end(live: &amphi::hls::Live, patience: Duration) {
+    let rendition = live.rendition("720p").unwrap();
+    tokio::time::timeout(patience, async {
+        while !rendition.is_ended() {
+            // Answered when the segment after the edge completes, or when the live ends.
+            let next = rendition.edge().map_or(0, |p| p.msn + 1);
+            rendition.wait_for_segment(next, PATIENCE).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the playlists of {} did not end in {patience:?}", live.slug));
+}
+
+/// Waits until the live is recorded as stopped, within `patience`; returns it.
+async fn stopped(app: &TestApp, slug: &str, patience: Duration) -> amphi::db::StoredLive {
+    tokio::time::timeout(patience, async {
+        loop {
+            let stored = app.state.db.live_by_slug(slug).await.unwrap().unwrap();
+            if stored.state == LiveState::Stopped {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{slug} was not marked stopped in {patience:?}"))
+}
+
+/// `POST /api/v1/meetings` as `token`.
+async fn create(app: &mut TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    call(app, "POST", "/api/v1/meetings", token, Some(body)).await
+}
+
+/// `POST /api/v1/meetings/{id}/live/{action}` as `token`; the answer must be 200.
+async fn live_action(app: &mut TestApp, token: &str, id: i64, action: &str) -> Value {
+    let path = format!("/api/v1/meetings/{id}/live/{action}");
+    let (status, body) = call(app, "POST", &path, token, None).await;
+    assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    body
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meeting() {
     let db = TestDb::sqlite().await;
@@ -282,34 +312,9 @@ async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meetin
     // The meeting ends in BBB: within 5 s the playlists end and the live is stopped.
     let ended_at = std::time::Instant::now();
     sim.state.apply_event(&slug, &Event::End).unwrap();
-    let live = match app.state.lives.lookup(&slug) {
-        amphi::hls::Lookup::Live(live) => live,
-        _ => panic!("the live is served"),
-    };
-    let rendition = live.rendition("720p").unwrap();
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while !rendition.is_ended() {
-            // Answered when the segment after the edge completes, or when the live ends.
-            let next = rendition.edge().map_or(0, |p| p.msn + 1);
-            rendition.wait_for_segment(next, PATIENCE).await;
-        }
-    })
-    .await
-    .expect("the playlists end within 5 s of the meeting's end");
-    let stopped = tokio::time::timeout(
-        Duration::from_secs(5).saturating_sub(ended_at.elapsed()),
-        async {
-            loop {
-                let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
-                if stored.state == LiveState::Stopped {
-                    return stored;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        },
-    )
-    .await
-    .expect("the live is marked stopped within 5 s of the meeting's end");
+    let within = Duration::from_secs(5);
+    playlists_end(&served(&app, &slug), within).await;
+    let stopped = stopped(&app, &slug, within.saturating_sub(ended_at.elapsed())).await;
     assert!(!stopped.wanted);
     assert!(stopped.ended_at.is_some());
     assert_eq!(stopped.lease_holder, None);
@@ -403,15 +408,7 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // "Start the live" creates the meeting and starts the capture.
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        &format!("/api/v1/meetings/{id}/live/start"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = live_action(&mut app, &token, id, "start").await;
     assert_eq!(body["state"], "in_progress");
     assert_eq!(body["status"], 1);
     presenter_arrives(&sim, &slug);
@@ -431,15 +428,7 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
         .await
         .unwrap();
     chat_until(&mut socket, |e| e["type"] == "history").await;
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        &format!("/api/v1/meetings/{id}/live/hide_chat"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = live_action(&mut app, &token, id, "hide_chat").await;
     assert_eq!(body["show_chat"], false);
     chat_until(&mut socket, |e| {
         e["type"] == "mode" && e["mode"]["enabled"] == false
@@ -455,19 +444,8 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
     assert_eq!(refused["code"], "chat_off", "{refused}");
 
     // Restarting the live starts the capture again: the playlists go on after a discontinuity.
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        &format!("/api/v1/meetings/{id}/live/restart"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let live = match app.state.lives.lookup(&slug) {
-        amphi::hls::Lookup::Live(live) => live,
-        _ => panic!("the live is served"),
-    };
+    live_action(&mut app, &token, id, "restart").await;
+    let live = served(&app, &slug);
     let rendition = live.rendition("720p").unwrap();
     tokio::time::timeout(PATIENCE, async {
         loop {
@@ -487,34 +465,9 @@ async fn the_owner_starts_restarts_hides_the_chat_and_ends_the_webinar() {
     assert_eq!(stored.state, LiveState::InProgress);
 
     // "End the webinar" ends the BBB meeting and the live.
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        &format!("/api/v1/meetings/{id}/live/end"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    tokio::time::timeout(PATIENCE, async {
-        while !rendition.is_ended() {
-            let next = rendition.edge().map_or(0, |p| p.msn + 1);
-            rendition.wait_for_segment(next, PATIENCE).await;
-        }
-    })
-    .await
-    .expect("the playlists end");
-    let ended = tokio::time::timeout(PATIENCE, async {
-        loop {
-            let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
-            if stored.state == LiveState::Stopped {
-                return stored;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the live is stopped");
+    live_action(&mut app, &token, id, "end").await;
+    playlists_end(&live, PATIENCE).await;
+    let ended = stopped(&app, &slug, PATIENCE).await;
     assert!(
         ended.restarts == 0,
         "a restart asked for is not a failure: {ended:?}"
@@ -601,10 +554,7 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     ));
     let stored = db.db.live_by_slug(&slug).await.unwrap().unwrap();
     assert_eq!(stored.lease_holder.as_deref(), Some("instance-a"));
-    let a_live = match a.state.lives.lookup(&slug) {
-        amphi::hls::Lookup::Live(live) => live,
-        _ => panic!("A serves the live"),
-    };
+    let a_live = served(&a, &slug);
 
     // A dies (its captures stop without giving the lease up): B takes the live over once the
     // lease expires, and goes on with the numbering.
@@ -616,10 +566,7 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     let stored = db.db.live_by_slug(&slug).await.unwrap().unwrap();
     assert_eq!(stored.lease_holder.as_deref(), Some("instance-b"));
     assert_eq!(stored.state, LiveState::InProgress);
-    let b_live = match b.state.lives.lookup(&slug) {
-        amphi::hls::Lookup::Live(live) => live,
-        _ => panic!("B serves the live"),
-    };
+    let b_live = served(&b, &slug);
     let first = b_live.rendition("720p").unwrap().edge().unwrap().msn;
     assert!(first >= a_next, "B numbers after A: {first} after {a_next}");
     b_loop.abort();
@@ -646,25 +593,11 @@ async fn a_webinar_beyond_the_capacity_is_refused_and_the_admins_are_told() {
             "is_webinar": is_webinar,
         })
     };
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        "/api/v1/meetings",
-        &token,
-        Some(webinar("Chimie organique", "14:00", true)),
-    )
-    .await;
+    let (status, body) = create(&mut app, &token, webinar("Chimie organique", "14:00", true)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // One capture at once here: an overlapping webinar is refused, with why.
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        "/api/v1/meetings",
-        &token,
-        Some(webinar("Physique", "15:00", true)),
-    )
-    .await;
+    let (status, body) = create(&mut app, &token, webinar("Physique", "15:00", true)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let reason = body["errors"]["is_webinar"].as_str().unwrap();
     assert!(reason.contains('1'), "{reason}");
@@ -680,23 +613,10 @@ async fn a_webinar_beyond_the_capacity_is_refused_and_the_admins_are_told() {
     );
 
     // Later the same day, or as a plain meeting, it fits.
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        "/api/v1/meetings",
-        &token,
-        Some(webinar("Physique", "16:00", true)),
-    )
-    .await;
+    let (status, body) = create(&mut app, &token, webinar("Physique", "16:00", true)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        "/api/v1/meetings",
-        &token,
-        Some(webinar("Physique (réunion)", "15:00", false)),
-    )
-    .await;
+    let plain = webinar("Physique (réunion)", "15:00", false);
+    let (status, body) = create(&mut app, &token, plain).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Editing the first webinar does not count it against itself.
     let id = app
@@ -729,15 +649,7 @@ async fn the_end_callback_stops_a_live_captured_here() {
     let (_, token) = teacher(&app, "curie").await;
     let (id, slug) = schedule(&mut app, &token).await;
     let _listening = app.state.webinars.spawn(app.state.events.subscribe());
-    let (status, body) = call(
-        &mut app,
-        "POST",
-        &format!("/api/v1/meetings/{id}/live/start"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    live_action(&mut app, &token, id, "start").await;
     presenter_arrives(&sim, &slug);
     segment_ready(&app, &slug, 1).await;
 
@@ -750,37 +662,9 @@ async fn the_end_callback_stops_a_live_captured_here() {
             recording_marks: false,
         })
         .unwrap();
-    let live = match app.state.lives.lookup(&slug) {
-        amphi::hls::Lookup::Live(live) => live,
-        _ => panic!("the live is served"),
-    };
-    let rendition = live.rendition("720p").unwrap();
-    tokio::time::timeout(PATIENCE, async {
-        while !rendition.is_ended() {
-            let next = rendition.edge().map_or(0, |p| p.msn + 1);
-            rendition.wait_for_segment(next, PATIENCE).await;
-        }
-    })
-    .await
-    .expect("the playlists end");
-    let stopped = tokio::time::timeout(PATIENCE, async {
-        loop {
-            let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
-            if stored.state == LiveState::Stopped {
-                return stored;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the live is stopped");
-    assert!(!stopped.wanted);
+    playlists_end(&served(&app, &slug), PATIENCE).await;
+    assert!(!stopped(&app, &slug, PATIENCE).await.wanted);
     // The scan does not start it again.
-    let mut scans = app.state.webinars.scans();
-    let from = *scans.borrow_and_update();
-    tokio::time::timeout(PATIENCE, scans.wait_for(|n| *n >= from + 2))
-        .await
-        .unwrap()
-        .unwrap();
+    scans(&app, 2).await;
     assert!(app.state.webinars.capturing().is_empty());
 }

@@ -5,7 +5,7 @@
 //! in the history and reaches the meeting. (Delivery is at least once: a process killed
 //! between BBB's answer and recording it would deliver that message again.)
 
-use crate::support::amphi_bin;
+use crate::support::{amphi_bin, amphi_with};
 use amphi::redact::Redacted;
 use amphi::sim::{self, SimOptions, scenario::Event};
 use futures_util::{SinkExt, StreamExt};
@@ -29,21 +29,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cli(config: &std::path::Path, args: &[&str]) -> String {
-    let output = Command::new(amphi_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Starts `amphi serve`; returns once it listens.
@@ -157,7 +142,7 @@ instance = "node-a"
         .unwrap();
     };
     write_config("127.0.0.1:0");
-    cli(
+    amphi_with(
         &config,
         &[
             "user",
@@ -168,7 +153,7 @@ instance = "node-a"
             "--superuser",
         ],
     );
-    let token = cli(&config, &["token", "create", "curie"])
+    let token = amphi_with(&config, &["token", "create", "curie"])
         .trim()
         .to_owned();
     let first = serve(&config).await;

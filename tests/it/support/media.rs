@@ -12,21 +12,24 @@ pub fn decode_segment(
     msn: u64,
     decode: &str,
 ) -> Vec<gst::Sample> {
-    amphi::media::init().unwrap();
     let mut file = rendition.init(init).expect("the init segment").to_vec();
     for part in rendition.segment(msn).expect("the segment") {
         file.extend_from_slice(&part);
     }
+    decode_bytes(&file, &format!("qtdemux ! {decode}"))
+}
+
+/// The decoded samples of a file's bytes: `decode` is the gst-launch text that reads it,
+/// ending in an appsink named `out`.
+pub fn decode_bytes(data: &[u8], decode: &str) -> Vec<gst::Sample> {
+    amphi::media::init().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("segment.mp4");
-    std::fs::write(&path, &file).unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! {decode}",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let path = dir.path().join("input");
+    std::fs::write(&path, data).unwrap();
+    let pipeline = gst::parse::launch(&format!("filesrc location={} ! {decode}", path.display()))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let sink = pipeline
         .by_name("out")
         .unwrap()

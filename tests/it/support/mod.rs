@@ -326,6 +326,22 @@ pub fn amphi_bin() -> &'static str {
     env!("CARGO_BIN_EXE_amphi")
 }
 
+/// Runs `amphi --config CONFIG ARGS…`, which must succeed; returns its standard output.
+pub fn amphi_with(config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(amphi_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Serves `state`'s whole router on 127.0.0.1 (a free port), for browsers and WebSocket
 /// clients; returns the address.
 pub async fn serve_app(state: AppState) -> SocketAddr {
