@@ -27,6 +27,24 @@ CREATE INDEX lives_wanted ON lives (wanted);
 -- The webinar options beyond Pod's is_webinar and enable_chat.
 ALTER TABLE meetings ADD COLUMN webinar_layout TEXT NOT NULL DEFAULT 'presentation-pip';
 ALTER TABLE meetings ADD COLUMN webinar_anonymous_chat BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE meetings ADD COLUMN webinar_keep_video BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Videos kept by amphi (the library; for now the lives kept when they end): files under
+-- data_dir/videos/, an HLS VOD with the live's renditions.
+CREATE TABLE videos (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner_id    BIGINT  NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title       TEXT    NOT NULL,
+    -- 'live' (a webinar's live), later 'recording' and 'url'
+    origin      TEXT    NOT NULL,
+    -- The live's slug, the recording id, the URL
+    origin_ref  TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    duration_ms BIGINT  NOT NULL DEFAULT 0,
+    -- Folder of the files, relative to data_dir
+    path        TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL
+);
 
 -- The instances that capture lives, as they last announced themselves: the cluster's capacity
 -- is the sum of the lives each one can capture.

@@ -309,7 +309,7 @@ pub struct MeetingsConfig {
     pub recurring_fields: Vec<String>,
     /// Fields of the webinar set (Pod's `MEETING_WEBINAR_FIELDS`, plus amphi's layout and chat
     /// options). Default `["is_webinar", "enable_chat", "webinar_layout",
-    /// "webinar_anonymous_chat"]`.
+    /// "webinar_anonymous_chat", "webinar_keep_video"]`.
     pub webinar_fields: Vec<String>,
     /// How long one `getMeetings` answer serves every "running" badge, in seconds. Default `5`.
     pub status_cache_seconds: u32,
@@ -509,6 +509,7 @@ impl Default for MeetingsConfig {
                 "enable_chat",
                 "webinar_layout",
                 "webinar_anonymous_chat",
+                "webinar_keep_video",
             ]
             .map(str::to_owned)
             .to_vec(),

@@ -369,3 +369,86 @@ impl Db {
             .collect())
     }
 }
+
+/// A video kept by amphi.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    pub id: i64,
+    pub owner_id: i64,
+    pub title: String,
+    /// `live` (a webinar's live).
+    pub origin: String,
+    /// The live's slug.
+    pub origin_ref: String,
+    pub state: String,
+    pub duration_ms: i64,
+    /// Folder of its files, relative to `data_dir`.
+    pub path: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Db {
+    /// Registers a ready video; returns its id.
+    pub async fn add_video(&self, video: &Video) -> Result<i64> {
+        let id: i64 = on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO videos (owner_id, title, origin, origin_ref, state, duration_ms, path, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(video.owner_id)
+            .bind(&video.title)
+            .bind(&video.origin)
+            .bind(&video.origin_ref)
+            .bind(&video.state)
+            .bind(video.duration_ms)
+            .bind(&video.path)
+            .bind(video.created_at.timestamp_millis())
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(id)
+    }
+
+    /// The videos kept from `origin` `origin_ref`, oldest first.
+    pub async fn videos_from(&self, origin: &str, origin_ref: &str) -> Result<Vec<Video>> {
+        type Row = (i64, i64, String, String, String, String, i64, String, i64);
+        let rows: Vec<Row> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, owner_id, title, origin, origin_ref, state, duration_ms, path, created_at \
+                 FROM videos WHERE origin = $1 AND origin_ref = $2 ORDER BY id",
+            )
+            .bind(origin)
+            .bind(origin_ref)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    owner_id,
+                    title,
+                    origin,
+                    origin_ref,
+                    state,
+                    duration_ms,
+                    path,
+                    created_at,
+                )| {
+                    Video {
+                        id,
+                        owner_id,
+                        title,
+                        origin,
+                        origin_ref,
+                        state,
+                        duration_ms,
+                        path,
+                        created_at: from_millis(created_at),
+                    }
+                },
+            )
+            .collect())
+    }
+}

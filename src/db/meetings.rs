@@ -36,6 +36,8 @@ pub struct MeetingFields {
     pub webinar_layout: String,
     /// Anyone with a nickname may write in the live's chat (else signed-in users only).
     pub webinar_anonymous_chat: bool,
+    /// Keep the live as a video when it ends.
+    pub webinar_keep_video: bool,
 }
 
 impl MeetingFields {
@@ -66,6 +68,7 @@ impl MeetingFields {
             enable_chat: true,
             webinar_layout: crate::media::layout::DEFAULT.to_owned(),
             webinar_anonymous_chat: false,
+            webinar_keep_video: false,
         }
     }
 }
@@ -139,7 +142,7 @@ macro_rules! meeting_columns {
          lock_settings_disable_private_chat, lock_settings_disable_public_chat, \
          lock_settings_disable_note, lock_settings_locked_layout, parent_meeting_id, \
          voice_bridge, slides, is_personal, is_webinar, enable_chat, webinar_layout, \
-         webinar_anonymous_chat, internal_meeting_id, bbb_create_time, is_running, created_at, \
+         webinar_anonymous_chat, webinar_keep_video, internal_meeting_id, bbb_create_time, is_running, created_at, \
          updated_at"
     };
 }
@@ -155,11 +158,12 @@ macro_rules! field_columns {
          lock_settings_disable_cam, lock_settings_disable_mic, \
          lock_settings_disable_private_chat, lock_settings_disable_public_chat, \
          lock_settings_disable_note, lock_settings_locked_layout, parent_meeting_id, \
-         voice_bridge, is_webinar, enable_chat, webinar_layout, webinar_anonymous_chat"
+         voice_bridge, is_webinar, enable_chat, webinar_layout, webinar_anonymous_chat, \
+         webinar_keep_video"
     };
 }
 
-/// Binds [`MeetingFields`] in the order of [`field_columns!`] (31 values).
+/// Binds [`MeetingFields`] in the order of [`field_columns!`] (32 values).
 macro_rules! bind_fields {
     ($query:expr, $f:expr) => {{
         let f: &MeetingFields = $f;
@@ -196,6 +200,7 @@ macro_rules! bind_fields {
             .bind(f.enable_chat)
             .bind(&f.webinar_layout)
             .bind(f.webinar_anonymous_chat)
+            .bind(f.webinar_keep_video)
     }};
 }
 
@@ -268,6 +273,7 @@ struct MeetingRow {
     enable_chat: bool,
     webinar_layout: String,
     webinar_anonymous_chat: bool,
+    webinar_keep_video: bool,
     internal_meeting_id: Option<String>,
     bbb_create_time: Option<i64>,
     is_running: bool,
@@ -338,6 +344,7 @@ impl MeetingRow {
                 enable_chat: self.enable_chat,
                 webinar_layout: self.webinar_layout,
                 webinar_anonymous_chat: self.webinar_anonymous_chat,
+                webinar_keep_video: self.webinar_keep_video,
             },
             moderator_password: self.moderator_password,
             slides: self.slides,
@@ -441,7 +448,7 @@ impl Db {
             ", meeting_id, moderator_password, is_personal, created_at, updated_at) VALUES ",
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, ",
             "$19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, ",
-            "$36) RETURNING id"
+            "$36, $37) RETURNING id"
         );
         let id: i64 = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -479,8 +486,8 @@ impl Db {
             "UPDATE meetings SET (",
             field_columns!(),
             ", updated_at) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ",
-            "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) ",
-            "WHERE id = $33"
+            "$16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, ",
+            "$33) WHERE id = $34"
         );
         let updated = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -14,7 +14,7 @@ mod sessions;
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
 pub use callbacks::Receipt;
 pub use chat::PendingDelivery;
-pub use lives::{LiveState, Overlapping, StoredLive};
+pub use lives::{LiveState, Overlapping, StoredLive, Video};
 pub use meetings::{Meeting, MeetingFields, MeetingSearch, MeetingSession, Participant};
 pub use sessions::{ApiToken, FailuresOf};
 

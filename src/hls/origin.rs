@@ -131,6 +131,16 @@ impl Rendition {
         state.pending_discontinuity = true;
     }
 
+    /// The complete segments in the window, oldest first.
+    pub fn complete_segments(&self) -> Vec<SegmentInfo> {
+        self.lock()
+            .segments
+            .iter()
+            .filter(|s| s.info.complete)
+            .map(|s| s.info.clone())
+            .collect()
+    }
+
     /// Where a later capture should resume (see [`Self::resume`]): the next segment number,
     /// the discontinuities so far and the last init generation.
     pub fn progress(&self) -> (u64, u64, u32) {

@@ -34,6 +34,7 @@ pub const FIELDS: &[&str] = &[
     "enable_chat",
     "webinar_layout",
     "webinar_anonymous_chat",
+    "webinar_keep_video",
     "max_participants",
     "welcome_text",
     "webcam_only_for_moderators",
@@ -54,6 +55,7 @@ pub const WEBINAR_FIELDS: &[&str] = &[
     "enable_chat",
     "webinar_layout",
     "webinar_anonymous_chat",
+    "webinar_keep_video",
 ];
 
 /// The date and time set (Pod's `MEETING_DATE_FIELDS`), hidden for personal rooms.
@@ -190,6 +192,7 @@ pub struct Submission {
     pub enable_chat: bool,
     pub webinar_layout: String,
     pub webinar_anonymous_chat: bool,
+    pub webinar_keep_video: bool,
 }
 
 /// The submitted values: every value of every name, as received.
@@ -480,6 +483,7 @@ pub fn check(
     let record = config.recordings && input.checked("record");
     let enable_chat = is_webinar && input.checked("enable_chat");
     let webinar_anonymous_chat = is_webinar && input.checked("webinar_anonymous_chat");
+    let webinar_keep_video = is_webinar && input.checked("webinar_keep_video");
     let webinar_layout = match input.get("webinar_layout") {
         "" => crate::media::layout::DEFAULT.to_owned(),
         name if crate::media::layout::Layout::named(name).is_some() => name.to_owned(),
@@ -533,6 +537,7 @@ pub fn check(
         enable_chat,
         webinar_layout,
         webinar_anonymous_chat,
+        webinar_keep_video,
     })
 }
 

@@ -117,6 +117,7 @@ async fn to_json(state: &AppState, meeting: &Meeting, actor: &Actor) -> Result<V
         "enable_chat": f.enable_chat,
         "webinar_layout": f.webinar_layout,
         "webinar_anonymous_chat": f.webinar_anonymous_chat,
+        "webinar_keep_video": f.webinar_keep_video,
         "live_url": f.is_webinar.then(|| format!("{public}/live/{}", meeting.meeting_id)),
         "is_running": meeting.is_running,
         "join_url": format!("{public}/meeting/{}/", meeting.meeting_id),

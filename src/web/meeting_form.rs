@@ -91,6 +91,7 @@ fn form_values(
                 ("is_webinar", f.is_webinar),
                 ("enable_chat", f.enable_chat),
                 ("webinar_anonymous_chat", f.webinar_anonymous_chat),
+                ("webinar_keep_video", f.webinar_keep_video),
             ];
             for (name, on) in flags
                 .into_iter()
@@ -396,6 +397,11 @@ pub(super) async fn checked_fields(
             submission.webinar_anonymous_chat
         } else {
             meeting.is_some_and(|m| m.fields.webinar_anonymous_chat)
+        },
+        webinar_keep_video: if audience.can_make_webinars {
+            submission.webinar_keep_video
+        } else {
+            meeting.is_some_and(|m| m.fields.webinar_keep_video)
         },
     }))
 }

@@ -167,6 +167,7 @@ async fn personal_room(state: &AppState, ctx: &RequestContext) -> Result<(), App
         enable_chat: false,
         webinar_layout: "presentation-pip".to_owned(),
         webinar_anonymous_chat: false,
+        webinar_keep_video: false,
     };
     match state
         .db

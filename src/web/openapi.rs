@@ -42,7 +42,8 @@ fn input_properties() -> Value {
         "is_webinar": { "type": "boolean" },
         "enable_chat": { "type": "boolean" },
         "webinar_layout": { "type": "string", "enum": ["presentation-pip", "presentation-strip", "presentation", "cameras"] },
-        "webinar_anonymous_chat": { "type": "boolean" }
+        "webinar_anonymous_chat": { "type": "boolean" },
+        "webinar_keep_video": { "type": "boolean" }
     })
 }
 

@@ -65,6 +65,10 @@ pub(super) async fn run(
     let ladder = Ladder::from_config(&inner.parts.config.media);
     let live = live_for(&inner, &stored, &meeting, &ladder);
     let room = open_room(&inner, &meeting, &stored).await;
+    let keeping = meeting
+        .fields
+        .webinar_keep_video
+        .then(|| keep(&inner, &stored, Arc::clone(&live)));
     let catalog = Arc::clone(&inner.parts.catalog);
     let mut failures = 0u32;
     let mut slate = Slate::Waiting;
@@ -140,6 +144,12 @@ pub(super) async fn run(
             if let Err(e) = db.stop_live(meeting.id, chrono::Utc::now()).await {
                 tracing::error!(live = slug, error = %e, "cannot record the end of the live");
             }
+            if let Some((done, task)) = keeping {
+                let _ = done.send(());
+                if let Ok(keeper) = task.await {
+                    register_video(&inner, &meeting, &live, keeper).await;
+                }
+            }
         }
         None => {
             tracing::warn!(
@@ -151,6 +161,81 @@ pub(super) async fn run(
         }
     }
     let _ = db.release_live_lease(meeting.id, &inner.instance).await;
+}
+
+/// Starts keeping `live` in `data_dir/videos/live-<slug>-<start>/`; the sender ends it and
+/// the task gives the files back.
+fn keep(
+    inner: &Inner,
+    stored: &StoredLive,
+    live: Arc<Live>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<super::keep::Keeper>,
+) {
+    let started = stored.started_at.map_or(0, |t| t.timestamp());
+    let dir = inner
+        .parts
+        .config
+        .data_dir
+        .join("videos")
+        .join(format!("live-{}-{started}", stored.slug));
+    let mut keeper = super::keep::Keeper::new(dir);
+    let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // A segment stays in the window for many seconds: once a second misses none.
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let last = tokio::select! {
+                _ = tick.tick() => false,
+                _ = &mut finished => true,
+            };
+            if let Err(e) = keeper.collect(&live) {
+                tracing::error!(live = live.slug, error = %e, "cannot write the live's video");
+            }
+            if last {
+                return keeper;
+            }
+        }
+    });
+    (done, task)
+}
+
+/// Writes the kept video's playlists and registers it for the owner.
+async fn register_video(
+    inner: &Inner,
+    meeting: &Meeting,
+    live: &Live,
+    keeper: super::keep::Keeper,
+) {
+    let duration = match keeper.finish(live) {
+        Ok(duration) => duration,
+        Err(e) => {
+            tracing::error!(live = live.slug, error = %e, "the live's video could not be finished");
+            return;
+        }
+    };
+    let path = keeper
+        .dir()
+        .strip_prefix(&inner.parts.config.data_dir)
+        .unwrap_or(keeper.dir())
+        .to_string_lossy()
+        .into_owned();
+    let video = crate::db::Video {
+        id: 0,
+        owner_id: meeting.fields.owner_id,
+        title: meeting.fields.name.clone(),
+        origin: "live".to_owned(),
+        origin_ref: live.slug.clone(),
+        state: "ready".to_owned(),
+        duration_ms: duration.as_millis() as i64,
+        path,
+        created_at: chrono::Utc::now(),
+    };
+    match inner.parts.db.add_video(&video).await {
+        Ok(id) => tracing::info!(live = live.slug, video = id, "the live is kept as a video"),
+        Err(e) => tracing::error!(live = live.slug, error = %e, "cannot register the live's video"),
+    }
 }
 
 /// The live's HLS output: the one this process already serves, or a new one that goes on

@@ -9,6 +9,7 @@
 //! so a capture that starts again in another process goes on where the last one stopped.
 
 mod capture;
+pub mod keep;
 
 use crate::bbb::BbbApi;
 use crate::bbb::callbacks::{BbbEvent, HookEvent};

@@ -35,6 +35,7 @@ fn fields(owner: i64, name: &str, days: i64) -> MeetingFields {
         enable_chat: false,
         webinar_layout: "presentation-pip".to_owned(),
         webinar_anonymous_chat: false,
+        webinar_keep_video: false,
     }
 }
 

@@ -46,6 +46,7 @@ fn fields(owner: i64) -> MeetingFields {
         enable_chat: false,
         webinar_layout: "presentation-pip".to_owned(),
         webinar_anonymous_chat: false,
+        webinar_keep_video: false,
     }
 }
 

@@ -100,6 +100,7 @@ pub(crate) async fn schedule(app: &mut TestApp, token: &str) -> (i64, String) {
             "enable_chat": true,
             "webinar_anonymous_chat": true,
             "webinar_layout": "presentation-pip",
+            "webinar_keep_video": true,
         })),
     )
     .await;
@@ -320,6 +321,47 @@ async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meetin
     assert_eq!(stopped.lease_holder, None);
     let last = playlist(addr, &slug).await;
     assert!(last.contains("#EXT-X-ENDLIST"), "{last}");
+
+    // The owner asked to keep it: the live is a video now, whose every segment decodes.
+    let video = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(video) = app.state.db.videos_from("live", &slug).await.unwrap().pop() {
+                return video;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live is registered as a video");
+    assert_eq!(video.title, "Amphi de chimie");
+    assert_eq!(video.state, "ready");
+    assert!(video.duration_ms >= 4000, "{video:?}");
+    let dir = app.state.config.data_dir.join(&video.path);
+    let vod = std::fs::read_to_string(dir.join("720p/index.m3u8")).unwrap();
+    assert!(
+        vod.contains("#EXT-X-PLAYLIST-TYPE:VOD") && vod.ends_with("#EXT-X-ENDLIST\n"),
+        "{vod}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.join("master.m3u8"))
+            .unwrap()
+            .contains("720p/index.m3u8")
+    );
+    let kept: Vec<&str> = vod.lines().filter(|l| l.starts_with("seg-")).collect();
+    assert!(kept.len() >= 4, "{vod}");
+    let first = kept[0].trim_start_matches("seg-").trim_end_matches(".m4s");
+    assert_eq!(first, "0", "kept from the first segment: {vod}");
+    let mut file = std::fs::read(dir.join("720p/init-1.mp4")).unwrap();
+    file.extend(std::fs::read(dir.join("720p").join(kept[1])).unwrap());
+    let pictures = crate::support::media::decode_bytes(
+        &file,
+        "qtdemux ! h264parse ! avdec_h264 ! appsink name=out sync=false",
+    );
+    assert!(
+        pictures.len() >= 15,
+        "a second of pictures: {}",
+        pictures.len()
+    );
     // The chat says so and refuses writing.
     let mut ended = false;
     while let Ok(Some(Ok(frame))) = tokio::time::timeout(PATIENCE, socket.next()).await {
