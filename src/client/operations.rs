@@ -76,7 +76,7 @@ impl Feed {
             ),
             Feed::Users => (
                 "Users",
-                "subscription Users { user { userId name role presenter bot } }",
+                "subscription Users { user { userId extId name role presenter bot } }",
             ),
             Feed::Cameras => (
                 "Cameras",

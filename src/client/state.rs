@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     pub user_id: String,
+    /// The external user id of the join (`userID`; amphi's users join with their username).
+    pub ext_id: String,
     pub name: String,
     /// `MODERATOR` or `VIEWER`.
     pub role: String,
@@ -239,6 +241,7 @@ impl MeetingState {
                     .iter()
                     .map(|row| Participant {
                         user_id: text(row, "userId"),
+                        ext_id: text(row, "extId"),
                         name: text(row, "name"),
                         role: text(row, "role"),
                         presenter: flag(row, "presenter"),

@@ -132,6 +132,7 @@ fn root_field(query: &str) -> Option<&'static str> {
 fn user_json(meeting: &SimMeeting, user: &super::state::SimUser) -> Value {
     json!({
         "userId": user.internal_id,
+        "extId": user.external_id,
         "name": user.full_name,
         "role": user.role,
         "presenter": meeting.presenter.as_deref() == Some(user.internal_id.as_str()),

@@ -21,6 +21,9 @@ pub enum Event {
         name: String,
         #[serde(default = "viewer")]
         role: String,
+        /// The join's external user id (`userID`); a random one without it.
+        #[serde(default)]
+        ext_id: Option<String>,
     },
     Leave {
         name: String,
@@ -103,11 +106,11 @@ impl SimState {
                 .ok_or_else(|| format!("nobody called {name} in the meeting"))
         };
         match event {
-            Event::Join { name, role } => {
+            Event::Join { name, role, ext_id } => {
                 let internal = format!("w_{}", random_alnum(12));
                 meeting.users.push(SimUser {
-                    internal_id: internal.clone(),
-                    external_id: internal,
+                    external_id: ext_id.clone().unwrap_or_else(|| internal.clone()),
+                    internal_id: internal,
                     full_name: name.clone(),
                     role: role.to_ascii_uppercase(),
                     bot: false,

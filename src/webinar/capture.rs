@@ -300,11 +300,7 @@ async fn open_room(inner: &Inner, meeting: &Meeting, stored: &StoredLive) -> Opt
         .await;
     match opened {
         Ok(room) => {
-            room.set_moderators(
-                std::iter::once(meeting.fields.owner_id)
-                    .chain(meeting.fields.additional_owners.iter().copied())
-                    .map(|id| format!("user:{id}")),
-            );
+            room.set_moderators(owner_keys(meeting));
             Some(room)
         }
         Err(e) => {
@@ -312,6 +308,32 @@ async fn open_room(inner: &Inner, meeting: &Meeting, stored: &StoredLive) -> Opt
             None
         }
     }
+}
+
+/// The chat keys of the webinar's owner and additional owners.
+fn owner_keys(meeting: &Meeting) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(meeting.fields.owner_id)
+        .chain(meeting.fields.additional_owners.iter().copied())
+        .map(|id| format!("user:{id}"))
+}
+
+/// The room's moderators: the owners, and the meeting's BBB moderators who are amphi users
+/// (amphi joins its users with their username as BBB's external user id).
+async fn set_moderators(
+    inner: &Inner,
+    meeting: &Meeting,
+    room: &RoomHandle,
+    bbb_moderators: &std::collections::BTreeSet<String>,
+) {
+    let mut keys: Vec<String> = owner_keys(meeting).collect();
+    for username in bbb_moderators {
+        match inner.parts.db.user_by_username(username).await {
+            Ok(Some(user)) => keys.push(format!("user:{}", user.id)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot look up a BBB moderator"),
+        }
+    }
+    room.set_moderators(keys);
 }
 
 async fn save_progress(inner: &Inner, meeting: &Meeting, live: &Live) {
@@ -555,6 +577,7 @@ async fn watch(
     let alone_for =
         Duration::from_secs(u64::from(inner.parts.config.webinar.no_moderator_minutes) * 60);
     let mut alone_since: Option<tokio::time::Instant> = None;
+    let mut bbb_moderators = std::collections::BTreeSet::new();
     // Three renewals per lease: one missed renewal loses nothing.
     let mut renewal = tokio::time::interval(inner.lease / 3);
     renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -575,6 +598,18 @@ async fn watch(
                     alone_since.get_or_insert_with(tokio::time::Instant::now);
                 } else {
                     alone_since = None;
+                }
+                let moderators: std::collections::BTreeSet<String> = s
+                    .participants
+                    .values()
+                    .filter(|p| p.role == "MODERATOR" && !p.bot && !p.ext_id.is_empty())
+                    .map(|p| p.ext_id.clone())
+                    .collect();
+                if moderators != bbb_moderators {
+                    bbb_moderators = moderators;
+                    if let Some(room) = room {
+                        set_moderators(inner, meeting, room, &bbb_moderators).await;
+                    }
                 }
             }
             () = async { tokio::time::sleep_until(alone_deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if alone_deadline.is_some() => {

@@ -124,6 +124,7 @@ pub(crate) fn presenter_arrives(sim: &sim::Running, meeting_id: &str) {
         Event::Join {
             name: "Prof. Curie".into(),
             role: "MODERATOR".into(),
+            ext_id: None,
         },
         Event::Presenter {
             name: "Prof. Curie".into(),
@@ -709,4 +710,90 @@ async fn the_end_callback_stops_a_live_captured_here() {
     // The scan does not start it again.
     scans(&app, 2).await;
     assert!(app.state.webinars.capturing().is_empty());
+}
+
+/// Polls the room of `slug` until `key`'s moderation is `wanted` (the bot sees the meeting's
+/// users change, then the capture looks the accounts up).
+async fn moderates(app: &TestApp, slug: &str, key: &str, wanted: bool) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if app
+                .state
+                .chat
+                .room(slug)
+                .is_some_and(|r| r.is_moderator(key) == wanted)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{key} moderating {slug} never became {wanted}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bbb_moderators_who_are_amphi_users_moderate_the_chat() {
+    let db = TestDb::sqlite().await;
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    live_action(&mut app, &token, id, "start").await;
+    presenter_arrives(&sim, &slug);
+    segment_ready(&app, &slug, 0).await;
+
+    // Ann, an amphi user who is neither owner nor superuser, moderates in BBB (amphi joins
+    // its users with their username as BBB's external id).
+    let ann = app.add_user("ann", "correct horse battery").await;
+    let key = format!("user:{}", ann.id);
+    assert!(!app.state.chat.room(&slug).unwrap().is_moderator(&key));
+    let ann_joins = Event::Join {
+        name: "Ann".into(),
+        role: "MODERATOR".into(),
+        ext_id: Some("ann".into()),
+    };
+    sim.state.apply_event(&slug, &ann_joins).unwrap();
+    moderates(&app, &slug, &key, true).await;
+    // The owner stays a moderator.
+    let owner = app
+        .state
+        .db
+        .user_by_username("curie")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        app.state
+            .chat
+            .room(&slug)
+            .unwrap()
+            .is_moderator(&format!("user:{}", owner.id))
+    );
+
+    // Her chat says so.
+    app.login("ann", "correct horse battery").await;
+    let session = app.cookie("amphi_session").unwrap().clone();
+    let addr = serve_app(app.state.clone()).await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/live/{slug}/chat"
+        ))
+        .unwrap();
+    request.headers_mut().insert(
+        "cookie",
+        format!("amphi_session={session}").parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let welcome = chat_until(&mut socket, |e| e["type"] == "welcome").await;
+    assert_eq!(welcome["moderator"], true, "{welcome}");
+
+    // Once she leaves the meeting, she no longer moderates.
+    sim.state
+        .apply_event(&slug, &Event::Leave { name: "Ann".into() })
+        .unwrap();
+    moderates(&app, &slug, &key, false).await;
 }

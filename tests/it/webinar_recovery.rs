@@ -203,6 +203,7 @@ instance = "node-a"
         Event::Join {
             name: "Prof. Curie".into(),
             role: "MODERATOR".into(),
+            ext_id: None,
         },
         Event::Presenter {
             name: "Prof. Curie".into(),
