@@ -426,12 +426,20 @@ async fn wait(
         .map_err(|e| tracing::warn!(live = live.slug, error = e, "the slate cannot play"))
         .ok();
     let deadline = tokio::time::Instant::now() + delay;
+    // The wait can outlast a lease: it is renewed meanwhile, and a live stopped from another
+    // instance ends here too.
+    let mut renewal = tokio::time::interval(inner.lease / 3);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return None,
             command = commands.recv() => {
                 if let Some(outcome) = obey(inner, meeting, command, None).await {
                     return Some(outcome);
+                }
+            }
+            _ = renewal.tick() => {
+                if !renew(inner, meeting).await {
+                    return Some(lease_lost(inner, meeting).await);
                 }
             }
         }

@@ -797,3 +797,62 @@ async fn bbb_moderators_who_are_amphi_users_moderate_the_chat() {
         .unwrap();
     moderates(&app, &slug, &key, false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_capture_starts_again_after_a_backoff() {
+    let db = TestDb::sqlite().await;
+    let Stack {
+        mut app,
+        sim,
+        _media,
+    } = stack(&db).await;
+    let (_, token) = teacher(&app, "curie").await;
+    let (id, slug) = schedule(&mut app, &token).await;
+    let meeting = app.state.db.meeting(id).await.unwrap().unwrap();
+    let meeting = amphi::meetings::start::ensure_created(
+        &app.state.db,
+        app.state.bbb.as_deref().unwrap(),
+        &app.state.config,
+        app.state.secret_key.expose(),
+        &meeting,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    presenter_arrives(&sim, &slug);
+    // BBB answers the next two calls with 503: the bot cannot get in, and whether the meeting
+    // runs cannot be learned. The capture fails, waits on the "reconnecting" slate, tries again.
+    sim.state.fail_next(2);
+    app.state
+        .webinars
+        .start(&meeting, chrono::Utc::now())
+        .await
+        .unwrap();
+    segment_ready(&app, &slug, 0).await;
+    let live = served(&app, &slug);
+    tokio::time::timeout(PATIENCE, async {
+        while live.stats.snapshot().frames_in == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the second attempt brings the meeting's media in");
+    let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(stored.restarts, 1, "{stored:?}");
+    assert!(
+        stored
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("could not join"),
+        "{stored:?}"
+    );
+    assert_eq!(stored.state, LiveState::InProgress);
+    // The playlists went on across the restarts, with the breaks marked.
+    let (_, discontinuities, generation) = live.rendition("720p").unwrap().progress();
+    assert!(
+        discontinuities >= 1 && generation >= 2,
+        "{discontinuities} {generation}"
+    );
+}
