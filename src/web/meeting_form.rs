@@ -349,7 +349,7 @@ pub(super) async fn checked_fields(
     if !errors.is_empty() {
         return Ok(Err(errors));
     }
-    Ok(Ok(MeetingFields {
+    let mut fields = MeetingFields {
         name: submission.name,
         owner_id,
         additional_owners,
@@ -373,37 +373,26 @@ pub(super) async fn checked_fields(
                 .voice_bridge
                 .unwrap_or_else(m::random_voice_bridge),
         ),
-        // Someone who may not make webinars keeps what the meeting had (Pod hides the
-        // fields, it does not clear them).
-        is_webinar: if audience.can_make_webinars {
-            submission.is_webinar
-        } else {
-            meeting.is_some_and(|m| m.fields.is_webinar)
-        },
-        enable_chat: if audience.can_make_webinars {
-            submission.enable_chat
-        } else {
-            meeting.is_some_and(|m| m.fields.enable_chat)
-        },
-        webinar_layout: if audience.can_make_webinars {
-            submission.webinar_layout
-        } else {
-            meeting.map_or_else(
-                || crate::media::layout::DEFAULT.to_owned(),
-                |m| m.fields.webinar_layout.clone(),
-            )
-        },
-        webinar_anonymous_chat: if audience.can_make_webinars {
-            submission.webinar_anonymous_chat
-        } else {
-            meeting.is_some_and(|m| m.fields.webinar_anonymous_chat)
-        },
-        webinar_keep_video: if audience.can_make_webinars {
-            submission.webinar_keep_video
-        } else {
-            meeting.is_some_and(|m| m.fields.webinar_keep_video)
-        },
-    }))
+        is_webinar: submission.is_webinar,
+        enable_chat: submission.enable_chat,
+        webinar_layout: submission.webinar_layout,
+        webinar_anonymous_chat: submission.webinar_anonymous_chat,
+        webinar_keep_video: submission.webinar_keep_video,
+    };
+    // Someone who may not make webinars keeps what the meeting had (Pod hides the fields, it
+    // does not clear them): every webinar option at once.
+    if !audience.can_make_webinars {
+        let kept = meeting.map(|m| &m.fields);
+        fields.is_webinar = kept.is_some_and(|f| f.is_webinar);
+        fields.enable_chat = kept.is_some_and(|f| f.enable_chat);
+        fields.webinar_layout = kept.map_or_else(
+            || crate::media::layout::DEFAULT.to_owned(),
+            |f| f.webinar_layout.clone(),
+        );
+        fields.webinar_anonymous_chat = kept.is_some_and(|f| f.webinar_anonymous_chat);
+        fields.webinar_keep_video = kept.is_some_and(|f| f.webinar_keep_video);
+    }
+    Ok(Ok(fields))
 }
 
 /// Mails the administrators (`site.admins`) that a webinar was refused for lack of capacity

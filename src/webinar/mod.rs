@@ -257,10 +257,11 @@ impl Webinars {
     async fn take(&self, meeting: Meeting) -> Result<bool, WebinarError> {
         let inner = &self.0;
         let max = inner.parts.config.webinar.max_lives as usize;
-        if self.capturing().contains(&meeting.id) {
+        let capturing = self.capturing();
+        if capturing.contains(&meeting.id) {
             return Ok(true);
         }
-        if self.capturing().len() >= max {
+        if capturing.len() >= max {
             tracing::info!(
                 meeting = meeting.id,
                 max,

@@ -82,28 +82,42 @@ pub(crate) async fn teacher(app: &TestApp, username: &str) -> (amphi::db::User, 
     (user, token)
 }
 
-/// Schedules a webinar through the API where anyone may chat with a nickname; returns its
-/// id and slug.
-pub(crate) async fn schedule(app: &mut TestApp, token: &str) -> (i64, String) {
-    let (status, body) = call(
-        app,
-        "POST",
-        "/api/v1/meetings",
-        token,
-        Some(json!({
-            "name": "Amphi de chimie",
-            "attendee_password": "chimie42",
-            "start": "2026-12-07",
-            "start_time": "14:00",
-            "expected_duration": 2,
-            "is_webinar": true,
-            "enable_chat": true,
-            "webinar_anonymous_chat": true,
-            "webinar_layout": "presentation-pip",
-            "webinar_keep_video": true,
-        })),
+/// The API body of the tests' webinar: anyone may chat with a nickname, kept as a video.
+pub(crate) fn chemistry() -> Value {
+    json!({
+        "name": "Amphi de chimie",
+        "attendee_password": "chimie42",
+        "start": "2026-12-07",
+        "start_time": "14:00",
+        "expected_duration": 2,
+        "is_webinar": true,
+        "enable_chat": true,
+        "webinar_anonymous_chat": true,
+        "webinar_layout": "presentation-pip",
+        "webinar_keep_video": true,
+    })
+}
+
+/// The BBB meeting of webinar `id`, created as its owner's start creates it (without starting
+/// the live).
+async fn created(app: &TestApp, id: i64) -> amphi::db::Meeting {
+    let meeting = app.state.db.meeting(id).await.unwrap().unwrap();
+    amphi::meetings::start::ensure_created(
+        &app.state.db,
+        app.state.bbb.as_deref().unwrap(),
+        &app.state.config,
+        app.state.secret_key.expose(),
+        &meeting,
+        None,
+        chrono::Utc::now(),
     )
-    .await;
+    .await
+    .unwrap()
+}
+
+/// Schedules [`chemistry`] through the API; returns its id and slug.
+pub(crate) async fn schedule(app: &mut TestApp, token: &str) -> (i64, String) {
+    let (status, body) = call(app, "POST", "/api/v1/meetings", token, Some(chemistry())).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["is_webinar"], true, "{body}");
     assert_eq!(body["webinar_anonymous_chat"], true, "{body}");
@@ -568,18 +582,7 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     let b_loop = b.state.webinars.spawn(b.state.events.subscribe());
 
     // The owner starts it on instance A: A captures; B, looking all the while, does not.
-    let meeting = a.state.db.meeting(id).await.unwrap().unwrap();
-    let meeting = amphi::meetings::start::ensure_created(
-        &a.state.db,
-        a.state.bbb.as_deref().unwrap(),
-        &a.state.config,
-        a.state.secret_key.expose(),
-        &meeting,
-        None,
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let meeting = created(&a, id).await;
     a.state
         .webinars
         .start(&meeting, chrono::Utc::now())
@@ -808,18 +811,7 @@ async fn a_failed_capture_starts_again_after_a_backoff() {
     } = stack(&db).await;
     let (_, token) = teacher(&app, "curie").await;
     let (id, slug) = schedule(&mut app, &token).await;
-    let meeting = app.state.db.meeting(id).await.unwrap().unwrap();
-    let meeting = amphi::meetings::start::ensure_created(
-        &app.state.db,
-        app.state.bbb.as_deref().unwrap(),
-        &app.state.config,
-        app.state.secret_key.expose(),
-        &meeting,
-        None,
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
+    let meeting = created(&app, id).await;
     presenter_arrives(&sim, &slug);
     // BBB answers the next two calls with 503: the bot cannot get in, and whether the meeting
     // runs cannot be learned. The capture fails, waits on the "reconnecting" slate, tries again.

@@ -177,16 +177,7 @@ instance = "node-a"
     let meeting = api(
         reqwest::Method::POST,
         "/api/v1/meetings".to_owned(),
-        Some(json!({
-            "name": "Amphi de chimie",
-            "attendee_password": "chimie42",
-            "start": "2026-12-07",
-            "start_time": "14:00",
-            "expected_duration": 2,
-            "is_webinar": true,
-            "enable_chat": true,
-            "webinar_anonymous_chat": true,
-        })),
+        Some(super::webinar::chemistry()),
     )
     .await;
     let (id, slug) = (
