@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod fetch;
 pub mod hls;
 pub mod logging;
 pub mod mail;
@@ -21,6 +22,7 @@ pub mod meetings;
 pub mod redact;
 pub mod server;
 pub mod sim;
+pub mod videos;
 pub mod web;
 pub mod webinar;
 

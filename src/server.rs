@@ -96,6 +96,14 @@ pub async fn serve(
         ))
     });
     let webinars = state.webinars.spawn(state.events.subscribe());
+    let library = state.library.spawn();
+    let ready_mail = tokio::spawn(crate::meetings::ready::follow(
+        state.db.clone(),
+        Arc::clone(&state.config),
+        state.mailer.clone(),
+        state.templates.catalog_arc(),
+        state.events.subscribe(),
+    ));
     let hooks = match (&state.bbb, state.config.bbb.webhooks) {
         (Some(api), true) => Some(tokio::spawn(crate::bbb::webhooks::keep_registered(
             Arc::clone(api),
@@ -111,6 +119,8 @@ pub async fn serve(
     purge.abort();
     journal.abort();
     webinars.abort();
+    library.abort();
+    ready_mail.abort();
     for task in [hooks, sampler].into_iter().flatten() {
         task.abort();
     }

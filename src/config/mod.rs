@@ -41,6 +41,44 @@ pub struct Config {
     pub mail: MailConfig,
     pub media: MediaConfig,
     pub chat: ChatConfig,
+    pub videos: VideosConfig,
+}
+
+/// The video library: recordings uploaded as videos, videos imported from a URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideosConfig {
+    /// Jobs (download and transcode) this instance runs at once. Default `1`.
+    pub workers: u32,
+    /// Largest file downloaded, in MB. Default `4096`.
+    pub max_size_mb: u64,
+    /// Address ranges outbound fetches may reach although private or reserved (CIDR, e.g.
+    /// `["127.0.0.1/32"]` for a BBB server on this machine). Default none.
+    pub fetch_allow: Vec<IpNet>,
+    /// Seconds to connect to a server. Default `10`.
+    pub connect_timeout_seconds: u64,
+    /// Seconds without data before a download is given up. Default `180`.
+    pub read_timeout_seconds: u64,
+    /// Seconds a job's lease lasts without renewal: a job whose worker died starts over this
+    /// long after. Default `30`, at least `3`.
+    pub lease_seconds: u32,
+    /// Also mail a meeting's additional owners when one of its recordings is ready (Pod
+    /// mails the owner only). Default `false`.
+    pub ready_mail_additional_owners: bool,
+}
+
+impl Default for VideosConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            max_size_mb: 4096,
+            fetch_allow: Vec::new(),
+            connect_timeout_seconds: 10,
+            read_timeout_seconds: 180,
+            lease_seconds: 30,
+            ready_mail_additional_owners: false,
+        }
+    }
 }
 
 /// The audience chat of the lives.
@@ -374,6 +412,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             media: MediaConfig::default(),
             chat: ChatConfig::default(),
+            videos: VideosConfig::default(),
         }
     }
 }
@@ -741,6 +780,15 @@ impl Config {
         }
         if self.webinar.lease_seconds < 3 {
             return Err(invalid("webinar.lease_seconds", "must be at least 3"));
+        }
+        if self.videos.lease_seconds < 3 {
+            return Err(invalid("videos.lease_seconds", "must be at least 3"));
+        }
+        if !(1..=16).contains(&self.videos.workers) {
+            return Err(invalid("videos.workers", "must be between 1 and 16"));
+        }
+        if self.videos.max_size_mb == 0 {
+            return Err(invalid("videos.max_size_mb", "must be at least 1"));
         }
         if !(1..=500).contains(&self.chat.history) {
             return Err(invalid("chat.history", "must be between 1 and 500"));

@@ -73,4 +73,16 @@ impl Db {
         })?;
         Ok(updated == 1)
     }
+
+    /// Gives a receipt back to the unhandled ones (its action failed; it is tried again).
+    pub async fn unmark_receipt(&self, kind: &str, key: &str) -> Result<()> {
+        execute!(self, pool => {
+            sqlx::query("UPDATE callback_receipts SET handled_at = NULL WHERE kind = $1 AND key = $2")
+                .bind(kind)
+                .bind(key)
+                .execute(pool)
+                .await
+        })?;
+        Ok(())
+    }
 }

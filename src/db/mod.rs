@@ -10,13 +10,15 @@ mod chat;
 mod lives;
 mod meetings;
 mod sessions;
+mod videos;
 
 pub use accounts::{AccessGroup, NewUser, ProxyIdentity, User};
 pub use callbacks::Receipt;
 pub use chat::PendingDelivery;
-pub use lives::{LiveState, Overlapping, StoredLive, Video};
+pub use lives::{LiveState, Overlapping, StoredLive};
 pub use meetings::{Meeting, MeetingFields, MeetingSearch, MeetingSession, Participant};
 pub use sessions::{ApiToken, FailuresOf};
+pub use videos::{Claimed, Upload, Video, VideoJob, VideoListing};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};

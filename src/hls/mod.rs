@@ -101,6 +101,12 @@ impl Live {
         self.renditions.values()
     }
 
+    /// The codec string a rendition's init segment announced, once known.
+    pub fn codecs_of(&self, rendition: &str) -> Option<String> {
+        let known = self.codecs.read().unwrap_or_else(|e| e.into_inner());
+        known.get(rendition).cloned()
+    }
+
     /// The multivariant playlist.
     pub fn multivariant(&self) -> String {
         let known = self.codecs.read().unwrap_or_else(|e| e.into_inner());

@@ -21,6 +21,18 @@ pub fn avc_codecs(init: &[u8]) -> Option<String> {
 
 /// Wires an appsink to a rendition.
 pub fn feed(sink: gst_app::AppSink, rendition: Arc<Rendition>, live: Arc<Live>, audio: bool) {
+    feed_then(sink, rendition, live, audio, Arc::new(|| true));
+}
+
+/// Wires an appsink to a rendition and calls `after` once each chunk is in it; `after`
+/// answering `false` stops the stream with an error (the caller knows why).
+pub fn feed_then(
+    sink: gst_app::AppSink,
+    rendition: Arc<Rendition>,
+    live: Arc<Live>,
+    audio: bool,
+    after: Arc<dyn Fn() -> bool + Send + Sync>,
+) {
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -32,7 +44,11 @@ pub fn feed(sink: gst_app::AppSink, rendition: Arc<Rendition>, live: Arc<Live>, 
                 } else if let Some(buffer) = sample.buffer() {
                     take(&[buffer], &rendition, &live, audio, sink, segment);
                 }
-                Ok(gst::FlowSuccess::Ok)
+                if after() {
+                    Ok(gst::FlowSuccess::Ok)
+                } else {
+                    Err(gst::FlowError::Error)
+                }
             })
             .build(),
     );

@@ -213,7 +213,7 @@ pub fn detach(pipeline: &gst::Pipeline, input: Input) {
     if let Some(src) = input.bin.static_pad("src") {
         let _ = src.unlink(&input.pad);
     }
-    let _ = input.bin.set_state(gst::State::Null);
+    super::stop(input.bin.upcast_ref());
     let _ = pipeline.remove(&input.bin);
     if let Some(mixer) = mixer {
         mixer.release_request_pad(&input.pad);

@@ -143,6 +143,25 @@ pub fn init() -> Result<(), String> {
     .clone()
 }
 
+/// Brings `element` (a bin, a pipeline) down to `NULL`, then any of its elements a failed
+/// state change left above it, one by one. An element disposed while its streaming thread
+/// still runs crashes the process (a source's task in `libgstbase`), so nothing may be let go
+/// before this returns.
+pub fn stop(element: &gst::Element) {
+    if let Err(e) = element.set_state(gst::State::Null) {
+        tracing::warn!(element = %element.name(), error = %e, "GStreamer state change to NULL failed; stopping its elements one by one");
+    }
+    if let Some(bin) = element.downcast_ref::<gst::Bin>() {
+        for child in bin.iterate_recurse().into_iter().flatten() {
+            if child.current_state() != gst::State::Null
+                && let Err(e) = child.set_state(gst::State::Null)
+            {
+                tracing::warn!(element = %child.name(), error = %e, "GStreamer element does not stop");
+            }
+        }
+    }
+}
+
 /// At start-up the compositor can put out a second picture with the time stamp of the first
 /// (its first output comes from a time-out, before the live inputs' latency is known). The
 /// parser after each encoder then clears the repeated time stamp and `cmafmux` stops the whole
@@ -283,6 +302,6 @@ impl LivePipeline {
 impl Drop for LivePipeline {
     fn drop(&mut self) {
         self.bus_task.abort();
-        let _ = self.pipeline.set_state(gst::State::Null);
+        stop(self.pipeline.upcast_ref());
     }
 }

@@ -6,6 +6,7 @@ pub mod form;
 pub mod invite;
 pub mod journal;
 pub mod policy;
+pub mod ready;
 pub mod recurrence;
 pub mod start;
 

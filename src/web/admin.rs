@@ -19,7 +19,7 @@ use serde::Deserialize;
 /// Meetings per page of the admin list.
 const PAGE: u32 = 30;
 
-fn staff_only(ctx: &RequestContext) -> Result<(), AppError> {
+pub(super) fn staff_only(ctx: &RequestContext) -> Result<(), AppError> {
     match &ctx.user {
         None => Err(AppError::LoginRequired {
             next: ctx.path.clone(),

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Whether the front-end build put hls.js in place.
-fn player_available() -> bool {
+pub(super) fn player_available() -> bool {
     super::StaticFiles::get("vendor/hls.min.js").is_some()
 }
 

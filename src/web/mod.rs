@@ -19,8 +19,10 @@ mod meetings;
 pub mod metrics;
 mod openapi;
 mod pages;
+mod recordings;
 mod slides;
 pub mod templates;
+mod videos;
 
 pub use context::RequestContext;
 pub use error::{AppError, Msg};
@@ -71,6 +73,8 @@ pub struct AppState {
     pub chat: crate::chat::hub::Hub,
     /// The webinars' lives: start, stop, and the captures of this instance.
     pub webinars: crate::webinar::Webinars,
+    /// The video library's jobs.
+    pub library: crate::videos::Library,
 }
 
 impl AppState {
@@ -111,6 +115,12 @@ impl AppState {
             chat: chat.clone(),
             catalog: Arc::clone(&catalog),
         });
+        let library = crate::videos::Library::new(
+            db.clone(),
+            Arc::clone(&config),
+            bbb.clone(),
+            webinars.instance(),
+        );
         Ok(Self {
             config,
             db,
@@ -126,6 +136,7 @@ impl AppState {
             lives,
             chat,
             webinars,
+            library,
         })
     }
 }
@@ -231,6 +242,26 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/meetings/{id}/journal", get(admin::journal))
         .route("/admin/journal.csv", get(admin::export))
         .route("/lives", get(lives::list))
+        .route("/meeting/recordings/{link}/", get(recordings::list))
+        .route(
+            "/meeting/recordings/{link}/{record_id}/play/{kind}",
+            get(recordings::play),
+        )
+        .route(
+            "/meeting/recordings/{link}/{record_id}/{action}",
+            post(recordings::act),
+        )
+        .route("/videos/", get(videos::mine))
+        .route("/videos/import", post(videos::import))
+        .route("/video/{id}/", get(videos::page))
+        .route("/video/{id}/status", get(videos::status))
+        .route(
+            "/video/{id}/edit",
+            get(videos::edit_form).post(videos::edit),
+        )
+        .route("/video/{id}/delete", post(videos::delete))
+        .route("/video/{id}/files/{*file}", get(videos::file))
+        .route("/admin/videos", get(videos::admin_list))
         .route("/meeting/live/{link}/{action}", post(lives::control))
         .route(
             "/api/v1/meetings/{id}/live/{action}",

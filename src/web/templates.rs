@@ -52,6 +52,11 @@ impl Templates {
         &self.catalog
     }
 
+    /// The catalog, shared with tasks that outlive a request.
+    pub fn catalog_arc(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog)
+    }
+
     /// Renders `name` with `context`; errors name the template, never the data.
     pub fn render(&self, name: &str, context: Value) -> Result<String, String> {
         let template = self

@@ -227,10 +227,16 @@ async fn register_video(
         title: meeting.fields.name.clone(),
         origin: "live".to_owned(),
         origin_ref: live.slug.clone(),
+        description: String::new(),
         state: "ready".to_owned(),
         duration_ms: duration.as_millis() as i64,
         path,
+        thumbnail: String::new(),
+        draft: true,
+        source_url: String::new(),
+        meeting_id: Some(meeting.id),
         created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
     };
     match inner.parts.db.add_video(&video).await {
         Ok(id) => tracing::info!(live = live.slug, video = id, "the live is kept as a video"),

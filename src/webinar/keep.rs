@@ -71,8 +71,27 @@ impl Keeper {
 
     /// Writes the playlists; returns the video's duration (its longest rendition).
     pub fn finish(&self, live: &Live) -> io::Result<std::time::Duration> {
+        let duration = self.write_media_playlists()?;
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(self.dir.join("master.m3u8"), live.multivariant())?;
+        Ok(duration)
+    }
+
+    /// The renditions that kept at least one segment.
+    pub fn kept(&self) -> impl Iterator<Item = &str> {
+        self.renditions
+            .iter()
+            .filter(|(_, kept)| !kept.segments.is_empty())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// Writes each kept rendition's VOD playlist; returns the longest one's duration.
+    pub fn write_media_playlists(&self) -> io::Result<std::time::Duration> {
         let mut longest = 0.0f64;
         for (name, kept) in &self.renditions {
+            if kept.segments.is_empty() {
+                continue;
+            }
             let target = kept
                 .segments
                 .values()
@@ -110,8 +129,6 @@ impl Keeper {
             std::fs::write(self.dir.join(name).join("index.m3u8"), out)?;
             longest = longest.max(total);
         }
-        std::fs::create_dir_all(&self.dir)?;
-        std::fs::write(self.dir.join("master.m3u8"), live.multivariant())?;
         Ok(std::time::Duration::from_secs_f64(longest))
     }
 }

@@ -237,10 +237,17 @@ async fn demo_runs_a_webinar_and_ends_it_after_its_duration() {
             ])
             .arg(dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("demo.log")).unwrap())
             .spawn()
             .unwrap(),
     ));
+    // The demo's own account of what happened, for a failure's message.
+    let log = dir.path().join("demo.log");
+    let log_tail = move || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
     let stdout = demo.0.as_mut().unwrap().stdout.take().unwrap();
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     // Read stdout to the end, as a terminal would, so the demo never writes to a closed pipe.
@@ -365,7 +372,10 @@ async fn demo_runs_a_webinar_and_ends_it_after_its_duration() {
                         seen.push(e);
                     }
                 }
-                Err(e) => panic!("amphi stopped serving before the playlists ended: {e}"),
+                Err(e) => panic!(
+                    "amphi stopped serving before the playlists ended: {e:?}\n{}",
+                    log_tail()
+                ),
             }
         }
     })

@@ -46,6 +46,15 @@ pub(crate) async fn sink() -> Sink {
 }
 
 impl Sink {
+    /// How many messages arrived so far.
+    pub(crate) fn stored(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    }
+
     /// Waits for the next stored message; its files' common path without extension.
     pub(crate) async fn next(&mut self) -> PathBuf {
         let line = tokio::time::timeout(std::time::Duration::from_secs(60), self.lines.next_line())

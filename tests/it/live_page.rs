@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Headless Chromium with a DevTools endpoint; killed when dropped.
-struct Browser {
+pub(crate) struct Browser {
     _child: tokio::process::Child,
     _profile: tempfile::TempDir,
     port: u16,
 }
 
 impl Browser {
-    async fn open(url: &str) -> Self {
+    pub(crate) async fn open(url: &str) -> Self {
         let profile = tempfile::tempdir().unwrap();
         let child = tokio::process::Command::new("chromium")
             .args([
@@ -96,7 +96,7 @@ impl Browser {
     }
 
     /// Evaluates `expression` in the page and returns its JSON value.
-    async fn evaluate(&self, expression: &str) -> serde_json::Value {
+    pub(crate) async fn evaluate(&self, expression: &str) -> serde_json::Value {
         let params = serde_json::json!({ "expression": expression, "returnByValue": true });
         self.command("Runtime.evaluate", params).await["result"]["value"].clone()
     }

@@ -28,6 +28,7 @@ mod proxy;
 mod redaction;
 mod screenshots;
 mod sfu_session;
+mod videos;
 mod web_auth;
 mod webinar;
 mod webinar_recovery;

@@ -104,6 +104,8 @@ pub struct Page {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: String,
+    /// The body as it came, for binary files.
+    pub raw: Vec<u8>,
 }
 
 impl Page {
@@ -222,7 +224,15 @@ impl TestApp {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes.to_vec(),
         }
+    }
+
+    /// The bytes of a file that must be there.
+    pub async fn get_bytes(&mut self, path: &str) -> Vec<u8> {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        page.raw
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
