@@ -154,7 +154,11 @@ impl Library {
 
     async fn run_forever(self) {
         let workers = Arc::new(Semaphore::new(self.0.config.videos.workers.max(1) as usize));
+        // The jobs end with this task (dropping the set aborts them): a stopped instance
+        // leaves its jobs to the lease, like a crashed one.
+        let mut jobs = tokio::task::JoinSet::new();
         loop {
+            while jobs.try_join_next().is_some() {}
             let Ok(permit) = Arc::clone(&workers).acquire_owned().await else {
                 return;
             };
@@ -168,7 +172,7 @@ impl Library {
             {
                 Ok(Some(claimed)) => {
                     let library = self.clone();
-                    tokio::spawn(async move {
+                    jobs.spawn(async move {
                         library.run(claimed).await;
                         drop(permit);
                     });
@@ -200,6 +204,7 @@ impl Library {
         // A clean start: whatever an earlier attempt left goes.
         let _ = tokio::fs::remove_dir_all(&folder).await;
         let _ = tokio::fs::create_dir_all(&temp_dir).await;
+        remove_downloads(&temp_dir, video.id).await;
         let (report, reports) = watch::channel(("download", 0i64));
         let work = self.work(&job.source, &temp, &folder, report);
         let keep_lease = self.keep_lease(job.id, reports);
@@ -342,6 +347,19 @@ impl Library {
             report.send_replace(("transcode", share as i64));
         })
         .await
+    }
+}
+
+/// Removes the partial downloads of every attempt at video `id`.
+async fn remove_downloads(temp_dir: &Path, id: i64) {
+    let prefix = format!("video-{id}-");
+    let Ok(mut entries) = tokio::fs::read_dir(temp_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = tokio::fs::remove_file(entry.path()).await;
+        }
     }
 }
 

@@ -495,3 +495,329 @@ async fn a_recorded_meeting_is_mailed_once_listed_uploaded_and_plays() {
         .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esr_one_time_tokens_play_twice_in_a_row_and_upload() {
+    let mut stack = stack(true).await;
+    let (_, token) = teacher(&stack.app, "curie").await;
+    let mut deliveries = stack.sim.state.subscribe_deliveries();
+    let link = recorded_meeting(&mut stack, &token).await;
+    tokio::time::timeout(PATIENCE, async {
+        while deliveries.recv().await.unwrap().kind != sim::DeliveryKind::RecordingReady {}
+    })
+    .await
+    .expect("the recording is published");
+    let app = &mut stack.app;
+    app.login("curie", PASSWORD).await;
+    let record_id = published_recording(app, &link).await;
+
+    // Two clicks, two fresh single-use URLs, both play (the page, then its video file in the
+    // session the token opened).
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let play = app
+            .get(&format!(
+                "/meeting/recordings/{link}/{record_id}/play/video"
+            ))
+            .await;
+        assert_eq!(play.status, StatusCode::SEE_OTHER);
+        assert_eq!(play.headers["cache-control"], "no-store");
+        let url = play.location().unwrap().to_owned();
+        assert!(url.contains("?token="), "{url}");
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let page = browser.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{url}");
+        assert!(page.text().await.unwrap().contains("<source"));
+        let file = browser
+            .get(format!(
+                "http://{}/video/{record_id}/video-0.m4v",
+                stack.sim.addr
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status(), 200);
+        assert!(!seen.contains(&url), "a fresh token each time");
+        seen.push(url);
+    }
+    // A token used once is spent.
+    let again = reqwest::get(&seen[0]).await.unwrap();
+    assert_ne!(again.status(), 200);
+
+    // The upload asks for a fresh token too, and fetches the file in its session.
+    let id = upload(app, &link, &record_id).await;
+    let done = finished(app, id).await;
+    assert_eq!(done.video.state, "ready", "{:?}", done.job);
+    decodes(app, id).await;
+    assert!(
+        !done.video.source_url.contains("token"),
+        "{}",
+        done.video.source_url
+    );
+}
+
+/// A small web server on 127.0.0.1 for the sources a user might give: video files, a page
+/// without a video, text, a truncated download, a redirect to the metadata service.
+async fn sources(files: &std::path::Path) -> String {
+    use axum::body::Body;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let dir = files.to_owned();
+    let file = move |name: &'static str| {
+        let path = dir.join(name);
+        get(move || async move {
+            let bytes = tokio::fs::read(&path).await.unwrap();
+            ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response()
+        })
+    };
+    let router = axum::Router::new()
+        .route("/short.mp4", file("short.mp4"))
+        .route("/lecture.mp4", file("lecture.mp4"))
+        .route(
+            "/page.html",
+            get(|| async {
+                axum::response::Html("<html><body><p>Pas de lecteur ici.</p></body></html>")
+            }),
+        )
+        .route(
+            "/notes.txt",
+            get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "des notes") }),
+        )
+        .route(
+            "/truncated.mp4",
+            get(|| async {
+                // A length promised, a tenth of it sent, then the connection closed.
+                let chunk: Result<bytes::Bytes, std::io::Error> =
+                    Ok(bytes::Bytes::from(vec![0u8; 10_000]));
+                let failure: Result<bytes::Bytes, std::io::Error> = Err(std::io::Error::other(
+                    "the disk of the source server failed",
+                ));
+                let body = Body::from_stream(futures_util::stream::iter([chunk, failure]));
+                (
+                    [
+                        (header::CONTENT_TYPE, "video/mp4"),
+                        (header::CONTENT_LENGTH, "100000"),
+                    ],
+                    body,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/redirect",
+            get(|| async {
+                axum::response::Redirect::temporary("http://169.254.169.254/latest/meta-data/")
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// `seconds` of moving test pattern and tone as MP4.
+fn sample(path: &std::path::Path, seconds: u32) {
+    let text = format!(
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=180,framerate=25/1,format=I420 \
+         ! x264enc speed-preset=ultrafast key-int-max=50 ! h264parse ! mp4mux name=mux ! filesink location={} \
+         audiotestsrc num-buffers={} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=1 \
+         ! audioconvert ! avenc_aac ! aacparse ! mux.",
+        seconds * 25,
+        path.display(),
+        seconds * 48_000 / 1024 + 1
+    );
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("-e")
+        .args(text.split_whitespace())
+        .status()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools)");
+    assert!(status.success());
+}
+
+/// A signed-in user on an app whose library worker runs; `allow` lets 127.0.0.1 through.
+async fn importer(allow: bool) -> (TestApp, tokio::task::JoinHandle<()>) {
+    amphi::install_crypto_provider();
+    let mut config = config("http://127.0.0.1:1");
+    if !allow {
+        config.videos.fetch_allow.clear();
+    }
+    let mut app = TestApp::new(config).await;
+    app.add_user("ada", PASSWORD).await;
+    app.login("ada", PASSWORD).await;
+    let worker = app.state.library.spawn();
+    (app, worker)
+}
+
+async fn import(app: &mut TestApp, url: &str) -> crate::support::Page {
+    let page = app.get("/videos/").await;
+    app.post_form(
+        "/videos/import",
+        &[
+            ("csrf_token", page.csrf_token().as_str()),
+            ("url", url),
+            ("title", ""),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn hostile_addresses_are_refused_with_a_clear_message() {
+    let (mut app, worker) = importer(false).await;
+    for (url, expected) in [
+        ("http://127.0.0.1/video.mp4", "127.0.0.1"),
+        ("http://[::1]:8080/video.mp4", "::1"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254",
+        ),
+        ("http://10.20.30.40/video.mp4", "10.20.30.40"),
+        ("http://localhost:9000/video.mp4", "localhost"),
+        ("file:///etc/passwd", "file:"),
+        ("gopher://127.0.0.1/", "gopher:"),
+    ] {
+        let page = import(&mut app, url).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}");
+        assert!(
+            page.body.contains("id=\"import-error\""),
+            "{url}: {}",
+            page.body
+        );
+        assert!(page.body.contains(expected), "{url}: {}", page.body);
+    }
+    assert!(
+        app.state.db.all_videos().await.unwrap().is_empty(),
+        "nothing queued"
+    );
+    worker.abort();
+
+    // Allowed at first, a redirect to the metadata service is refused at the hop.
+    let files = tempfile::tempdir().unwrap();
+    let server = sources(files.path()).await;
+    let (mut app, worker) = importer(true).await;
+    let page = import(&mut app, &format!("{server}/redirect")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let done = finished(&app, video_id(page.location())).await;
+    assert_eq!(done.video.state, "failed");
+    let error = done.job.unwrap().error;
+    assert!(
+        error.contains("169.254.169.254") && error.contains("private"),
+        "{error}"
+    );
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sources_fail_with_their_reason_and_leave_nothing() {
+    let files = tempfile::tempdir().unwrap();
+    sample(&files.path().join("short.mp4"), 3);
+    let server = sources(files.path()).await;
+    let (mut app, worker) = importer(true).await;
+    for (path, expected) in [
+        ("/page.html", "no video in it"),
+        ("/notes.txt", "text/plain"),
+        ("/truncated.mp4", "127.0.0.1"),
+        ("/missing.mp4", "404"),
+    ] {
+        let page = import(&mut app, &format!("{server}{path}")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}: {}", page.body);
+        let id = video_id(page.location());
+        let done = finished(&app, id).await;
+        assert_eq!(done.video.state, "failed", "{path}");
+        let error = done.job.clone().unwrap().error;
+        assert!(error.contains(expected), "{path}: {error}");
+        let shown = app.get(&format!("/video/{id}/")).await;
+        assert!(shown.body.contains("id=\"job-failed\""), "{}", shown.body);
+        assert!(
+            !app.state.library.folder(&done.video).exists(),
+            "{path}: no folder left"
+        );
+    }
+    let tmp = app.state.config.data_dir.join("tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+
+    // A good file from the same server works, titled after its name.
+    let page = import(&mut app, &format!("{server}/short.mp4")).await;
+    let id = video_id(page.location());
+    let done = finished(&app, id).await;
+    assert_eq!(done.video.state, "ready", "{:?}", done.job);
+    assert_eq!(done.video.title, "short.mp4");
+    decodes(&mut app, id).await;
+    // Its owner deletes it: the row and the files go.
+    let folder = app.state.library.folder(&done.video);
+    assert!(folder.join("master.m3u8").exists());
+    let page = app.get(&format!("/video/{id}/")).await;
+    let deleted = app
+        .post_form(
+            &format!("/video/{id}/delete"),
+            &[("csrf_token", page.csrf_token().as_str())],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert!(app.state.db.video(id).await.unwrap().is_none());
+    assert!(!folder.exists());
+    worker.abort();
+}
+
+/// The worker stops in the middle of a transcode (as a crashed instance does); another
+/// instance takes the job over once the lease ran out, starts it over from a clean folder and
+/// finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_interrupted_mid_transcode_starts_over_and_finishes() {
+    let files = tempfile::tempdir().unwrap();
+    sample(&files.path().join("lecture.mp4"), 90);
+    let server = sources(files.path()).await;
+    let (mut app, worker) = importer(true).await;
+    let page = import(&mut app, &format!("{server}/lecture.mp4")).await;
+    let id = video_id(page.location());
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let job = app.state.db.video(id).await.unwrap().unwrap().job.unwrap();
+            assert!(
+                matches!(job.state.as_str(), "queued" | "running"),
+                "{job:?}"
+            );
+            if job.step == "transcode" && job.progress > 35 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the transcode gets under way");
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+
+    let second = amphi::videos::Library::new(
+        app.state.db.clone(),
+        std::sync::Arc::clone(&app.state.config),
+        None,
+        "second-instance",
+    );
+    let worker = second.spawn();
+    let done = finished(&app, id).await;
+    assert_eq!(done.video.state, "ready", "{:?}", done.job);
+    assert_eq!(done.job.as_ref().unwrap().attempts, 2, "{:?}", done.job);
+    assert!(
+        (88_000..=92_000).contains(&done.video.duration_ms),
+        "{}",
+        done.video.duration_ms
+    );
+    decodes(&mut app, id).await;
+    let tmp = app.state.config.data_dir.join("tmp");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+    worker.abort();
+}
