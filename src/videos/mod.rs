@@ -91,7 +91,8 @@ impl Library {
             .resolve(&parsed)
             .await
             .map_err(|e| QueueError::Refused(e.to_string()))?;
-        let title = match title.trim() {
+        let title_given = title.trim();
+        let title = match title_given {
             "" => parsed
                 .path_segments()
                 .and_then(|mut s| s.rfind(|s| !s.is_empty()).map(str::to_owned))
@@ -104,6 +105,7 @@ impl Library {
         let video = new_video(owner.id, &title, "url", shown.as_str(), shown.as_str(), now);
         let source = Source::Url {
             url: parsed.to_string(),
+            titled: !title_given.is_empty(),
         };
         self.queue(&video, &source).await
     }
@@ -206,7 +208,7 @@ impl Library {
         let _ = tokio::fs::create_dir_all(&temp_dir).await;
         remove_downloads(&temp_dir, video.id).await;
         let (report, reports) = watch::channel(("download", 0i64));
-        let work = self.work(&job.source, &temp, &folder, report);
+        let work = self.work(&video, &job.source, &temp, &folder, report);
         let keep_lease = self.keep_lease(job.id, reports);
         let outcome = tokio::select! {
             outcome = work => Some(outcome),
@@ -292,6 +294,7 @@ impl Library {
     /// Locates, downloads and transcodes; the error is a sentence for the owner.
     async fn work(
         &self,
+        video: &Video,
         source: &str,
         temp: &Path,
         folder: &Path,
@@ -305,9 +308,23 @@ impl Library {
                 let bbb = self.0.bbb.as_deref().ok_or("no BBB server is configured")?;
                 source::recording(guard, bbb, record_id).await?.0
             }
-            Source::Url { url } => {
+            Source::Url { url, titled } => {
                 let url = Guard::parse(url).map_err(|e| e.to_string())?;
-                source::from_url(guard, &url).await?
+                let located = source::from_url(guard, &url).await?;
+                // PeerTube names its videos: that title, unless the user chose one.
+                if let Some(title) = located.title.as_deref().filter(|_| !titled) {
+                    let description = located.description.as_deref().unwrap_or_default();
+                    let now = chrono::Utc::now();
+                    if let Err(e) = self
+                        .0
+                        .db
+                        .edit_video(video.id, title, description, video.draft, now)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot take the source's title");
+                    }
+                }
+                located
             }
         };
         let max_bytes = self.0.config.videos.max_size_mb.saturating_mul(1 << 20);

@@ -15,8 +15,12 @@ use url::Url;
 pub enum Source {
     /// A BBB recording of a meeting of amphi.
     Recording { meeting_id: i64, record_id: String },
-    /// A URL a user gave.
-    Url { url: String },
+    /// A URL a user gave; `titled` when they chose the title (else the source's is taken).
+    Url {
+        url: String,
+        #[serde(default)]
+        titled: bool,
+    },
 }
 
 /// The media file found, and what was learnt on the way.

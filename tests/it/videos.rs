@@ -607,6 +607,33 @@ async fn sources(files: &std::path::Path) -> String {
                     .into_response()
             }),
         )
+        // A PeerTube instance: the watch page, and its API naming the file and its size.
+        .route(
+            "/w/{id}",
+            get(|| async { axum::response::Html("<html><body>PeerTube</body></html>") }),
+        )
+        .route(
+            "/api/v1/videos/{id}",
+            get(
+                |axum::extract::Path(id): axum::extract::Path<String>,
+                 headers: axum::http::HeaderMap| async move {
+                    let host = headers["host"].to_str().unwrap().to_owned();
+                    let (file, size) = match id.as_str() {
+                        "kkGMgK9ZtnKfYAgnEtQxbv" => ("short.mp4", 300_000),
+                        _ => ("lecture.mp4", 5_000_000_000u64),
+                    };
+                    axum::Json(serde_json::json!({
+                        "name": "Cours filmé",
+                        "description": "Publié sur PeerTube",
+                        "files": [],
+                        "streamingPlaylists": [{ "files": [{
+                            "fileDownloadUrl": format!("http://{host}/{file}"),
+                            "size": size,
+                        }]}],
+                    }))
+                },
+            ),
+        )
         .route(
             "/redirect",
             get(|| async {
@@ -743,6 +770,22 @@ async fn bad_sources_fail_with_their_reason_and_leave_nothing() {
         std::fs::read_dir(&tmp).unwrap().count(),
         0,
         "no temporary file left"
+    );
+
+    // A PeerTube video too big for the library is refused before any download.
+    let page = import(&mut app, &format!("{server}/w/aaaaaaaaaaaaaaaaaaaaaa")).await;
+    let done = finished(&app, video_id(page.location())).await;
+    assert_eq!(done.video.state, "failed");
+    let error = done.job.unwrap().error;
+    assert!(error.contains("larger than the 4096 MB allowed"), "{error}");
+
+    // A PeerTube watch page leads to its file through the API.
+    let page = import(&mut app, &format!("{server}/w/kkGMgK9ZtnKfYAgnEtQxbv")).await;
+    let done = finished(&app, video_id(page.location())).await;
+    assert_eq!(done.video.state, "ready", "{:?}", done.job);
+    assert_eq!(
+        (done.video.title.as_str(), done.video.description.as_str()),
+        ("Cours filmé", "Publié sur PeerTube")
     );
 
     // A good file from the same server works, titled after its name.
