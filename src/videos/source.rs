@@ -60,7 +60,11 @@ pub fn source_in_page(html: &str) -> Option<String> {
             let value = &tag[src + 4..];
             let found = match value.chars().next() {
                 Some(q @ ('"' | '\'')) => value[1..].split(q).next(),
-                Some(_) => value.split(|c: char| c.is_whitespace() || c == '/').next(),
+                // Unquoted: up to the next space, a self-closing slash left out.
+                Some(_) => value
+                    .split(char::is_whitespace)
+                    .next()
+                    .map(|v| v.trim_end_matches('/')),
                 None => None,
             };
             if let Some(found) = found.map(str::trim).filter(|s| !s.is_empty()) {
@@ -303,12 +307,28 @@ mod tests {
             Some("a.mp4")
         );
         assert_eq!(
+            source_in_page("<source src=videos/a.mp4/>").as_deref(),
+            Some("videos/a.mp4")
+        );
+        assert_eq!(
             source_in_page("<source src=\"x.mp4?a=1&amp;b=2\">").as_deref(),
             Some("x.mp4?a=1&b=2")
         );
         assert_eq!(source_in_page("<source type=video/mp4>"), None);
         assert_eq!(source_in_page("<p>no player</p>"), None);
         assert_eq!(source_in_page("<source src=\""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_page_is_searched_without_panic(page in ".{0,300}", src in "[a-z0-9./_-]{1,20}") {
+            if let Some(found) = source_in_page(&page) {
+                proptest::prop_assert!(!found.is_empty() && found.trim() == found);
+            }
+            let wrapped = format!("{page}<video><source src=\"{src}\"></video>");
+            let found = source_in_page(&wrapped);
+            proptest::prop_assert!(found.is_some());
+        }
     }
 
     #[test]
