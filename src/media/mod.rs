@@ -121,16 +121,22 @@ impl Ladder {
             // The jitter buffer's 150 ms, decoding and scaling.
             ("{input_latency_ns}", "300000000".to_owned()),
         ];
-        let mut text: String = LIVE_PIPELINE
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        for (key, value) in values {
-            text = text.replace(key, &value);
-        }
-        text
+        fill(LIVE_PIPELINE, &values)
     }
+}
+
+/// A pipeline description kept as data: its comment lines left out, its `{placeholders}`
+/// replaced by `values`.
+pub fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut text: String = template
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (key, value) in values {
+        text = text.replace(key, value);
+    }
+    text
 }
 
 /// Registers the statically linked plugins (cmafmux) and starts GStreamer, once.

@@ -50,15 +50,7 @@ pub fn description(ladder: &Ladder) -> String {
             (u64::from(SEGMENT_SECONDS) * 1_000_000_000).to_string(),
         ),
     ];
-    let mut text: String = TRANSCODE_PIPELINE
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    for (key, value) in values {
-        text = text.replace(key, &value);
-    }
-    text
+    crate::media::fill(TRANSCODE_PIPELINE, &values)
 }
 
 /// The running transcode; dropping it stops the pipeline.
