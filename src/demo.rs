@@ -120,8 +120,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     config.bbb.webhooks = true;
     // The simulator's media comes over loopback.
     config.media.udp_bind = format!("{}:0", addr.ip());
-    // Recordings uploaded as videos come from the simulator, on this machine.
-    config.videos.fetch_allow = vec![ipnet::IpNet::from(simulator.addr.ip())];
     let db = server::open_database(&config).await?;
     let state = server::build_state(config, db, Arc::new(SystemClock)).await?;
 

@@ -72,7 +72,8 @@ impl Guard {
         }
     }
 
-    /// Whether `address` may be fetched from: public, or in the allow-list.
+    /// Whether `address` may be fetched from: public, or in the allow-list (every port of an
+    /// allowed address: list single hosts, not networks).
     pub fn permits(&self, address: IpAddr) -> bool {
         self.allow.iter().any(|net| net.contains(&address)) || !is_reserved(address)
     }
@@ -345,6 +346,12 @@ fn reserved_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfec0
         || (segments[0] == 0x2001 && segments[1] == 0x0db8)
         || (segments[0] == 0x0100 && segments[1..4] == [0; 3])
+        // Local-use NAT64 64:ff9b:1::/48, 6to4 2002::/16 and Teredo 2001::/32 reach IPv4
+        // hosts through a translator; benchmarking 2001:2::/48.
+        || (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+        || segments[0] == 0x2002
+        || (segments[0] == 0x2001 && segments[1] == 0)
+        || (segments[0] == 0x2001 && segments[1] == 2 && segments[2] == 0)
 }
 
 #[cfg(test)]
@@ -384,6 +391,10 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "::127.0.0.1",
             "2001:db8::1",
+            "64:ff9b:1::a00:1",
+            "2002:a00:1::1",
+            "2001:0:4136:e378::1",
+            "2001:2::1",
         ] {
             assert!(is_reserved(ip(refused)), "{refused} must be refused");
         }

@@ -99,6 +99,7 @@ pub async fn serve(
     let library = state.library.spawn();
     let ready_mail = tokio::spawn(crate::meetings::ready::follow(
         state.db.clone(),
+        Arc::clone(&state.clock),
         Arc::clone(&state.config),
         state.mailer.clone(),
         state.templates.catalog_arc(),

@@ -34,3 +34,7 @@ CREATE TABLE video_jobs (
     updated_at  BIGINT  NOT NULL
 );
 CREATE INDEX video_jobs_state ON video_jobs (state);
+
+-- Recording-ready callbacks received before the mail existed are not mailed now.
+UPDATE callback_receipts SET handled_at = received_at
+    WHERE kind = 'recording-ready' AND handled_at IS NULL;

@@ -211,17 +211,7 @@ impl Db {
                 ..video.clone()
             })
             .await?;
-        let queued = execute!(self, pool => {
-            sqlx::query(
-                "INSERT INTO video_jobs (video_id, source, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $3)",
-            )
-            .bind(id)
-            .bind(source)
-            .bind(now)
-            .execute(pool)
-            .await
-        });
+        // The folder first: a worker may claim the job the moment it exists.
         let path = format!("videos/{id}");
         let placed = execute!(self, pool => {
             sqlx::query("UPDATE videos SET path = $2 WHERE id = $1")
@@ -230,7 +220,21 @@ impl Db {
                 .execute(pool)
                 .await
         });
-        if let Err(e) = queued.and(placed) {
+        let queued = match placed {
+            Ok(_) => execute!(self, pool => {
+                sqlx::query(
+                    "INSERT INTO video_jobs (video_id, source, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $3)",
+                )
+                .bind(id)
+                .bind(source)
+                .bind(now)
+                .execute(pool)
+                .await
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = queued {
             // Nothing half-created: the video goes with its job.
             let _ = self.delete_video(id).await;
             return Err(e.into());
@@ -339,6 +343,23 @@ impl Db {
             .bind(description)
             .bind(draft)
             .bind(now.timestamp_millis())
+            .execute(pool)
+            .await
+        })?;
+        Ok(updated == 1)
+    }
+
+    /// Takes the title and description a source gives (PeerTube), unless the owner edited the
+    /// video meanwhile.
+    pub async fn describe_video(&self, id: i64, title: &str, description: &str) -> Result<bool> {
+        let updated = execute!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET title = $2, description = $3 \
+                 WHERE id = $1 AND updated_at = created_at",
+            )
+            .bind(id)
+            .bind(title)
+            .bind(description)
             .execute(pool)
             .await
         })?;
@@ -457,6 +478,30 @@ impl Db {
             Ok(_) => ("done", ""),
             Err(reason) => ("failed", reason),
         };
+        let (video_state, duration_ms, thumbnail) = match outcome {
+            Ok((duration_ms, thumbnail)) => ("ready", duration_ms, thumbnail),
+            Err(_) => ("failed", 0, ""),
+        };
+        // The video first, while the job still says it is this holder's: if the job's own
+        // update then fails, the job stays running, its lease runs out and it is done again.
+        let video = execute!(self, pool => {
+            sqlx::query(
+                "UPDATE videos SET state = $3, duration_ms = $4, thumbnail = $5, updated_at = $6 \
+                 WHERE id = (SELECT video_id FROM video_jobs \
+                 WHERE id = $1 AND lease_holder = $2 AND state = 'running')",
+            )
+            .bind(job_id)
+            .bind(holder)
+            .bind(video_state)
+            .bind(duration_ms)
+            .bind(thumbnail)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+        })?;
+        if video != 1 {
+            return Ok(false);
+        }
         let updated = execute!(self, pool => {
             sqlx::query(
                 "UPDATE video_jobs SET state = $3, error = $4, progress = CASE WHEN $3 = 'done' \
@@ -471,26 +516,6 @@ impl Db {
             .execute(pool)
             .await
         })?;
-        if updated != 1 {
-            return Ok(false);
-        }
-        let (video_state, duration_ms, thumbnail) = match outcome {
-            Ok((duration_ms, thumbnail)) => ("ready", duration_ms, thumbnail),
-            Err(_) => ("failed", 0, ""),
-        };
-        execute!(self, pool => {
-            sqlx::query(
-                "UPDATE videos SET state = $2, duration_ms = $3, thumbnail = $4, updated_at = $5 \
-                 WHERE id = (SELECT video_id FROM video_jobs WHERE id = $1)",
-            )
-            .bind(job_id)
-            .bind(video_state)
-            .bind(duration_ms)
-            .bind(thumbnail)
-            .bind(now_ms)
-            .execute(pool)
-            .await
-        })?;
-        Ok(true)
+        Ok(updated == 1)
     }
 }

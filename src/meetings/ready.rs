@@ -3,7 +3,8 @@
 //! receipt is in the database), the meeting's owner is told in their language, with the link
 //! to the meeting's recordings; additional owners too when `videos.ready_mail_additional_owners`.
 //! Receipts left unhandled (no mail server reachable, a restart) are tried again every minute
-//! and at start-up; a receipt is claimed before its mail goes so two instances never both send.
+//! and at start-up, for a day; a receipt is claimed before its mail goes so two instances never
+//! both send.
 
 use crate::bbb::callbacks::{BbbEvent, RecordingReady};
 use crate::config::Config;
@@ -13,11 +14,16 @@ use crate::web::callbacks::RECORDING_READY;
 use crate::web::i18n::{Catalog, Lang};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A recording older than this when its mail could go is not mailed any more (a mail server
+/// configured long after, a server that kept refusing).
+const TOO_OLD_MS: i64 = 24 * 3600 * 1000;
 use tokio::sync::broadcast;
 
 /// Follows the callbacks until aborted.
 pub async fn follow(
     db: Db,
+    clock: Arc<dyn crate::clock::Clock>,
     config: Arc<Config>,
     mailer: Option<Arc<dyn Mailer>>,
     catalog: Arc<Catalog>,
@@ -39,7 +45,8 @@ pub async fn follow(
         match db.unhandled_receipts(RECORDING_READY).await {
             Ok(receipts) => {
                 for receipt in receipts {
-                    send(&db, &config, mailer, &catalog, &receipt).await;
+                    let now = clock.now().timestamp_millis();
+                    send(&db, now, &config, mailer, &catalog, &receipt).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the recording-ready receipts"),
@@ -47,8 +54,24 @@ pub async fn follow(
     }
 }
 
-async fn send(db: &Db, config: &Config, mailer: &dyn Mailer, catalog: &Catalog, receipt: &Receipt) {
-    let now = crate::clock::unix_ms();
+async fn send(
+    db: &Db,
+    now: i64,
+    config: &Config,
+    mailer: &dyn Mailer,
+    catalog: &Catalog,
+    receipt: &Receipt,
+) {
+    if now - receipt.received_at_ms > TOO_OLD_MS {
+        tracing::warn!(
+            key = receipt.key,
+            "recording-ready mail not sent within a day: given up"
+        );
+        let _ = db
+            .mark_receipt_handled(RECORDING_READY, &receipt.key, now)
+            .await;
+        return;
+    }
     let Ok(ready) = serde_json::from_str::<RecordingReady>(&receipt.payload) else {
         tracing::warn!(
             key = receipt.key,
@@ -99,8 +122,14 @@ async fn send(db: &Db, config: &Config, mailer: &dyn Mailer, catalog: &Catalog, 
     );
     let mut failed = false;
     for user_id in recipients {
-        let Ok(Some(user)) = db.user_by_id(user_id).await else {
-            continue;
+        let user = match db.user_by_id(user_id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a recipient of the recording-ready mail");
+                failed = true;
+                continue;
+            }
         };
         if user.email.trim().is_empty() {
             tracing::info!(
@@ -143,7 +172,8 @@ async fn send(db: &Db, config: &Config, mailer: &dyn Mailer, catalog: &Catalog, 
         }
     }
     if failed {
-        // Sent again on the next round (the recipients that did get it may get it twice).
+        // Sent again on the next round, for a day at most (the recipients that did get it may
+        // get it twice).
         let _ = db.unmark_receipt(RECORDING_READY, &receipt.key).await;
     }
 }

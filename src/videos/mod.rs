@@ -23,6 +23,10 @@ use tokio::sync::{Notify, Semaphore, watch};
 /// Share of the progress bar the download takes; the transcode takes the rest.
 const DOWNLOAD_SHARE: f64 = 30.0;
 
+/// Attempts at a job before it is given up (an instance that died during each of them may
+/// have died of the file itself).
+const MAX_ATTEMPTS: i64 = 3;
+
 /// The library's job runner and the actions that queue jobs.
 #[derive(Clone)]
 pub struct Library(Arc<Inner>);
@@ -32,6 +36,8 @@ struct Inner {
     config: Arc<Config>,
     bbb: Option<Arc<dyn BbbApi>>,
     guard: Guard,
+    /// The guard for BBB's own playback URLs: the BBB server's address is trusted too.
+    recordings_guard: Guard,
     holder: String,
     lease: Duration,
     wake: Notify,
@@ -56,11 +62,26 @@ impl Library {
             Duration::from_secs(videos.read_timeout_seconds),
         );
         let lease = Duration::from_secs(u64::from(videos.lease_seconds.max(3)));
+        // Recordings come from the configured BBB server, which may be on a private network:
+        // its address (a literal in `bbb.api_url`) is allowed for them, not for user imports.
+        let mut trusted = videos.fetch_allow.clone();
+        if let Some(ip) = url::Url::parse(&config.bbb.api_url).ok().and_then(|u| {
+            u.host_str()
+                .and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok())
+        }) {
+            trusted.push(ipnet::IpNet::from(ip));
+        }
+        let recordings_guard = Guard::new(
+            trusted,
+            Duration::from_secs(videos.connect_timeout_seconds),
+            Duration::from_secs(videos.read_timeout_seconds),
+        );
         Self(Arc::new(Inner {
             db,
             config,
             bbb,
             guard,
+            recordings_guard,
             holder: holder.to_owned(),
             lease,
             wake: Notify::new(),
@@ -71,9 +92,10 @@ impl Library {
         &self.0.guard
     }
 
-    /// The folder of a video's files.
-    pub fn folder(&self, video: &Video) -> PathBuf {
-        self.0.config.data_dir.join(&video.path)
+    /// The folder of a video's files, under `data_dir/videos/`; `None` for a stored path that
+    /// would lead anywhere else (empty, absolute, with `..`): nothing outside is ever removed.
+    pub fn folder(&self, video: &Video) -> Option<PathBuf> {
+        inside_videos(&video.path).then(|| self.0.config.data_dir.join(&video.path))
     }
 
     /// Queues the import of `url` for `owner`; the title falls back to the file's name.
@@ -101,6 +123,9 @@ impl Library {
         };
         let mut shown = parsed.clone();
         shown.set_query(None);
+        shown.set_fragment(None);
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         // Query strings (tokens, signatures) stay in the job, out of pages.
         let video = new_video(owner.id, &title, "url", shown.as_str(), shown.as_str(), now);
         let source = Source::Url {
@@ -144,7 +169,9 @@ impl Library {
     /// Removes a video and its files.
     pub async fn delete(&self, video: &Video) -> Result<(), crate::db::Error> {
         self.0.db.delete_video(video.id).await?;
-        let _ = tokio::fs::remove_dir_all(self.folder(video)).await;
+        if let Some(folder) = self.folder(video) {
+            let _ = tokio::fs::remove_dir_all(folder).await;
+        }
         Ok(())
     }
 
@@ -195,7 +222,21 @@ impl Library {
     async fn run(&self, claimed: Claimed) {
         let Claimed { job, video } = claimed;
         let data_dir = &self.0.config.data_dir;
-        let folder = self.folder(&video);
+        let Some(folder) = self.folder(&video) else {
+            tracing::error!(
+                video = video.id,
+                path = video.path,
+                "video folder outside data_dir/videos"
+            );
+            let reason = "this video's folder is not valid; import it again";
+            let now = crate::clock::unix_ms();
+            let _ = self
+                .0
+                .db
+                .finish_video_job(job.id, &self.0.holder, Err(reason), now)
+                .await;
+            return;
+        };
         let temp_dir = data_dir.join("tmp");
         let temp = temp_dir.join(format!("video-{}-{}.download", video.id, job.attempts));
         tracing::info!(
@@ -203,6 +244,24 @@ impl Library {
             attempt = job.attempts,
             "video job started"
         );
+        if job.attempts > MAX_ATTEMPTS {
+            let reason = format!(
+                "the work stopped {MAX_ATTEMPTS} times without finishing (the instance stopped or crashed); the file may be one amphi cannot convert"
+            );
+            let _ = tokio::fs::remove_dir_all(&folder).await;
+            remove_downloads(&data_dir.join("tmp"), video.id).await;
+            let now = crate::clock::unix_ms();
+            let _ = self
+                .0
+                .db
+                .finish_video_job(job.id, &self.0.holder, Err(&reason), now)
+                .await;
+            tracing::warn!(
+                video = video.id,
+                "video job given up after {MAX_ATTEMPTS} attempts"
+            );
+            return;
+        }
         // A clean start: whatever an earlier attempt left goes.
         let _ = tokio::fs::remove_dir_all(&folder).await;
         let _ = tokio::fs::create_dir_all(&temp_dir).await;
@@ -260,10 +319,14 @@ impl Library {
                 tracing::warn!(video = video.id, %reason, "video job failed");
             }
             (_, Ok(false)) => {
+                // Deleted while it finished: the files just made go too.
+                if !matches!(self.0.db.video(video.id).await, Ok(Some(_))) {
+                    let _ = tokio::fs::remove_dir_all(&folder).await;
+                }
                 tracing::info!(video = video.id, "video job ended elsewhere meanwhile");
             }
             (_, Err(e)) => {
-                // The lease runs out and the job starts again.
+                // The job stays running: its lease runs out and it starts again.
                 tracing::error!(video = video.id, error = %e, "cannot record the video job's end");
             }
         }
@@ -302,7 +365,10 @@ impl Library {
     ) -> Result<transcode::Transcoded, String> {
         let source: Source = serde_json::from_str(source)
             .map_err(|_| "this job's source is unreadable; import the video again".to_owned())?;
-        let guard = &self.0.guard;
+        let guard = match &source {
+            Source::Recording { .. } => &self.0.recordings_guard,
+            Source::Url { .. } => &self.0.guard,
+        };
         let located = match &source {
             Source::Recording { record_id, .. } => {
                 let bbb = self.0.bbb.as_deref().ok_or("no BBB server is configured")?;
@@ -313,12 +379,12 @@ impl Library {
                 let located = source::from_url(guard, &url).await?;
                 // PeerTube names its videos: that title, unless the user chose one.
                 if let Some(title) = located.title.as_deref().filter(|_| !titled) {
+                    let title: String = title.chars().take(250).collect();
                     let description = located.description.as_deref().unwrap_or_default();
-                    let now = chrono::Utc::now();
                     if let Err(e) = self
                         .0
                         .db
-                        .edit_video(video.id, title, description, video.draft, now)
+                        .describe_video(video.id, &title, description)
                         .await
                     {
                         tracing::warn!(error = %e, "cannot take the source's title");
@@ -367,6 +433,16 @@ impl Library {
     }
 }
 
+/// Whether a stored relative path names a folder under `videos/` (and nothing else).
+fn inside_videos(path: &str) -> bool {
+    let relative = Path::new(path);
+    relative.starts_with("videos")
+        && relative.components().count() >= 2
+        && relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 /// Removes the partial downloads of every attempt at video `id`.
 async fn remove_downloads(temp_dir: &Path, id: i64) {
     let prefix = format!("video-{id}-");
@@ -404,5 +480,27 @@ fn new_video(
         meeting_id: None,
         created_at: now,
         updated_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside_videos;
+
+    #[test]
+    fn only_folders_under_videos_are_ever_removed() {
+        assert!(inside_videos("videos/12"));
+        assert!(inside_videos("videos/live-0042-chimie-1795812920"));
+        for outside in [
+            "",
+            "videos",
+            "/videos/12",
+            "videos/../..",
+            "../videos/1",
+            "videos/./1",
+            "data/12",
+        ] {
+            assert!(!inside_videos(outside), "{outside}");
+        }
     }
 }

@@ -21,6 +21,9 @@ pub const TRANSCODE_PIPELINE: &str = include_str!("../../pipelines/transcode.pip
 /// Segment length of the library's videos, seconds.
 pub const SEGMENT_SECONDS: u32 = 4;
 
+/// How long a transcode may go without decoding anything before it is given up.
+const STALL: Duration = Duration::from_secs(120);
+
 /// The thumbnail's file name in the video's folder.
 pub const THUMBNAIL: &str = "thumbnail.jpg";
 
@@ -185,6 +188,8 @@ pub async fn transcode(
     let mut messages = bus.stream();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut duration: Option<gst::ClockTime> = None;
+    // A pipeline that neither ends nor fails must not hold a worker for ever.
+    let mut moved = (0u64, std::time::Instant::now());
     use futures_util::StreamExt;
     loop {
         tokio::select! {
@@ -210,6 +215,15 @@ pub async fn transcode(
                 }
             }
             _ = tick.tick() => {
+                let now_at = position.load(Ordering::Relaxed);
+                if now_at != moved.0 {
+                    moved = (now_at, std::time::Instant::now());
+                } else if moved.1.elapsed() > STALL {
+                    return Err(format!(
+                        "the conversion made no progress for {} seconds",
+                        STALL.as_secs()
+                    ));
+                }
                 if duration.is_none() {
                     duration = pipeline.query_duration::<gst::ClockTime>().filter(|d| !d.is_zero());
                 }

@@ -286,7 +286,11 @@ pub async fn file(
     if !safe {
         return Err(AppError::NotFound);
     }
-    let path = state.config.data_dir.join(&video.path).join(&file);
+    let path = state
+        .library
+        .folder(video)
+        .ok_or(AppError::NotFound)?
+        .join(&file);
     let content_type = match file.rsplit_once('.').map(|(_, e)| e) {
         Some("m3u8") => "application/vnd.apple.mpegurl",
         Some("m4s") => "video/iso.segment",

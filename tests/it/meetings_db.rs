@@ -275,3 +275,128 @@ async fn the_session_journal_records_who_joined_and_left() {
         test_db.cleanup().await;
     }
 }
+
+/// The library's jobs on every engine: queued with their video, claimed by one holder, renewed,
+/// taken over once the lease ran out, finished; listings join the job and the owner's name.
+#[tokio::test]
+async fn video_jobs_are_claimed_once_renewed_taken_over_and_finished() {
+    for test_db in TestDb::all().await {
+        let db = &test_db.db;
+        let owner = user(db, "ada").await;
+        let video = amphi::db::Video {
+            id: 0,
+            owner_id: owner,
+            title: "Cours".into(),
+            description: String::new(),
+            origin: "url".into(),
+            origin_ref: "https://tube.example/w/a".into(),
+            state: "processing".into(),
+            duration_ms: 0,
+            path: String::new(),
+            thumbnail: String::new(),
+            draft: true,
+            source_url: "https://tube.example/w/a".into(),
+            meeting_id: None,
+            created_at: start_time(),
+            updated_at: start_time(),
+        };
+        let id = db
+            .queue_video(&video, r#"{"url":{"url":"x"}}"#)
+            .await
+            .unwrap();
+        let listing = db.video(id).await.unwrap().unwrap();
+        assert_eq!(listing.video.path, format!("videos/{id}"));
+        assert_eq!(listing.owner_name, "ada");
+        assert_eq!(listing.job.as_ref().unwrap().state, "queued");
+
+        let now = 1_000_000;
+        let first = db
+            .claim_video_job("a", now, now + 3000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.job.video_id, first.job.attempts), (id, 1));
+        assert!(
+            db.claim_video_job("b", now + 1, now + 3001)
+                .await
+                .unwrap()
+                .is_none(),
+            "held"
+        );
+        assert!(
+            db.job_progress(first.job.id, "a", "transcode", 40, now + 1000, now + 4000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.job_progress(first.job.id, "b", "transcode", 40, now + 1000, now + 4000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.claim_video_job("b", now + 3500, now + 6500)
+                .await
+                .unwrap()
+                .is_none(),
+            "renewed"
+        );
+        let taken = db
+            .claim_video_job("b", now + 4001, now + 7001)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.job.attempts, 2);
+        assert!(
+            !db.job_progress(first.job.id, "a", "transcode", 50, now + 4100, now + 7100)
+                .await
+                .unwrap(),
+            "a lost it"
+        );
+        assert!(
+            !db.finish_video_job(first.job.id, "a", Ok((1000, "")), now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            db.finish_video_job(taken.job.id, "b", Ok((5000, "thumbnail.jpg")), now + 5000)
+                .await
+                .unwrap()
+        );
+        let done = db.video(id).await.unwrap().unwrap();
+        assert_eq!(
+            (done.video.state.as_str(), done.video.duration_ms),
+            ("ready", 5000)
+        );
+        assert_eq!(done.video.thumbnail, "thumbnail.jpg");
+        assert_eq!(
+            done.job.as_ref().map(|j| (j.state.as_str(), j.progress)),
+            Some(("done", 100))
+        );
+
+        let failed = db.queue_video(&video, "{}").await.unwrap();
+        let job = db
+            .claim_video_job("a", now, now + 3000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            db.finish_video_job(job.job.id, "a", Err("the server answered 404"), now)
+                .await
+                .unwrap()
+        );
+        let failed = db.video(failed).await.unwrap().unwrap();
+        assert_eq!(failed.video.state, "failed");
+        assert_eq!(failed.job.unwrap().error, "the server answered 404");
+        assert_eq!(db.videos_of(owner).await.unwrap().len(), 2);
+        assert_eq!(db.all_videos().await.unwrap().len(), 2);
+        assert!(
+            db.edit_video(id, "Cours 1", "Premier", false, start_time())
+                .await
+                .unwrap()
+        );
+        assert!(!db.video(id).await.unwrap().unwrap().video.draft);
+        assert!(db.delete_video(id).await.unwrap());
+        assert!(db.video(id).await.unwrap().is_none());
+        test_db.cleanup().await;
+    }
+}

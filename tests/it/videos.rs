@@ -761,7 +761,7 @@ async fn bad_sources_fail_with_their_reason_and_leave_nothing() {
         let shown = app.get(&format!("/video/{id}/")).await;
         assert!(shown.body.contains("id=\"job-failed\""), "{}", shown.body);
         assert!(
-            !app.state.library.folder(&done.video).exists(),
+            !app.state.library.folder(&done.video).unwrap().exists(),
             "{path}: no folder left"
         );
     }
@@ -796,7 +796,7 @@ async fn bad_sources_fail_with_their_reason_and_leave_nothing() {
     assert_eq!(done.video.title, "short.mp4");
     decodes(&mut app, id).await;
     // Its owner deletes it: the row and the files go.
-    let folder = app.state.library.folder(&done.video);
+    let folder = app.state.library.folder(&done.video).unwrap();
     assert!(folder.join("master.m3u8").exists());
     let page = app.get(&format!("/video/{id}/")).await;
     let deleted = app
