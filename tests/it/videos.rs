@@ -73,6 +73,8 @@ async fn stack(esr_tokens: bool) -> Stack {
     let public_url = format!("http://{}", listener.local_addr().unwrap());
     let mut config = config(&public_url);
     config.bbb.api_url = sim.api_url();
+    // Recordings come from the BBB server itself: no allow-list needed.
+    config.videos.fetch_allow.clear();
     config.mail.smtp_url = Redacted::new(format!("smtp://127.0.0.1:{}", sink.port));
     let app = TestApp::new(config).await;
     let state = app.state.clone();
