@@ -489,6 +489,19 @@ async fn a_recorded_meeting_is_mailed_once_listed_uploaded_and_plays() {
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
     let page = app.get(&format!("/meeting/recordings/{link}/")).await;
     assert!(page.body.contains("id=\"no-recordings\""), "{}", page.body);
+    // Gone between the listing and the click: the upload is refused, nothing is queued.
+    let videos_before = app.state.db.all_videos().await.unwrap().len();
+    let vanished = app
+        .post_form(
+            &format!("/meeting/recordings/{link}/{record_id}/upload"),
+            &[("csrf_token", token.as_str()), ("recording_name", "x")],
+        )
+        .await;
+    assert_eq!(vanished.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.state.db.all_videos().await.unwrap().len(),
+        videos_before
+    );
     // A recording of another meeting cannot be reached through this one.
     let other = app
         .get(&format!(
