@@ -16,6 +16,8 @@
 //!
 //! Bounded: it stops after the given time and kills the server.
 
+mod common;
+
 use amphi::chat::hub::{Hub, Meeting};
 use amphi::chat::room::Settings;
 use futures_util::{SinkExt, StreamExt};
@@ -35,35 +37,13 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        sockets: 10_000,
-        rate: 20,
-        seconds: 30,
-        split: false,
-        measure: None,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--sockets" => o.sockets = value.parse().expect("--sockets N"),
-            "--rate" => o.rate = value.parse().expect("--rate N"),
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--measure" => o.measure = Some(value.parse().expect("--measure N")),
-            "--split" => {
-                o.split = true;
-                i += 1;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    Options {
+        sockets: common::arg("--sockets", 10_000),
+        rate: common::arg("--rate", 20),
+        seconds: common::arg("--seconds", 30),
+        split: common::flag("--split"),
+        measure: common::flag("--measure").then(|| common::arg("--measure", 0)),
     }
-    o
 }
 
 fn now_us() -> u64 {
@@ -163,15 +143,11 @@ fn usage(pid: u32) -> (u64, f64) {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    (rss, ticks as f64 / 100.0)
+    (rss, common::cpu_seconds(&pid.to_string()))
 }
 
 fn main() {
-    let serving = std::env::args().any(|a| a == "--serve");
+    let serving = common::flag("--serve");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -20,6 +20,8 @@
 //!
 //! Needs `nginx` and `wrk`: `scripts/bench-deps.sh` installs them (as root).
 
+mod common;
+
 use amphi::hls::playlist::Variant;
 use amphi::hls::{AudioInfo, Live, Lives, WindowConfig};
 use bytes::Bytes;
@@ -35,29 +37,12 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        seconds: 10,
-        connections: 64,
-        rounds: 3,
-        viewers: 500,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--connections" => o.connections = value.parse().expect("--connections N"),
-            "--rounds" => o.rounds = value.parse().expect("--rounds N"),
-            "--viewers" => o.viewers = value.parse().expect("--viewers N"),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    Options {
+        seconds: common::arg("--seconds", 10),
+        connections: common::arg("--connections", 64),
+        rounds: common::arg("--rounds", 3),
+        viewers: common::arg("--viewers", 500),
     }
-    o
 }
 
 const SLUG: &str = "bench";

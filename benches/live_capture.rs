@@ -10,6 +10,8 @@
 //! published − when the frame was drawn. CPU is the process's user + system time over the
 //! measured window, in cores (1.0 = one core busy).
 
+mod common;
+
 use amphi::bbb::{BbbApi, Client, CreateParams, JoinParams, Role};
 use amphi::bridge::sfu::{SfuBridge, SfuConfig};
 use amphi::bridge::{Item, Media, MediaBridge, TrackKind};
@@ -37,39 +39,12 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        seconds: 60,
-        warmup: 10,
-        preset: "veryfast".to_owned(),
-        fps: 25,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--warmup" => o.warmup = value.parse().expect("--warmup N"),
-            "--preset" => o.preset = value,
-            "--fps" => o.fps = value.parse().expect("--fps N"),
-            // cargo bench passes --bench.
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    Options {
+        seconds: common::arg("--seconds", 60),
+        warmup: common::arg("--warmup", 10),
+        preset: common::arg("--preset", "veryfast".to_owned()),
+        fps: common::arg("--fps", 25),
     }
-    o
-}
-
-/// User + system CPU time of this process, in seconds (Linux `USER_HZ` is 100).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -298,9 +273,9 @@ async fn run(o: Options) {
 
     tokio::time::sleep(Duration::from_secs(o.warmup)).await;
     let first_msn = rendition.edge().unwrap().msn + 1;
-    let (cpu_start, wall_start) = (cpu_seconds(), Instant::now());
+    let (cpu_start, wall_start) = (common::cpu_seconds("self"), Instant::now());
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
-    let cpu = cpu_seconds() - cpu_start;
+    let cpu = common::cpu_seconds("self") - cpu_start;
     let wall = wall_start.elapsed().as_secs_f64();
     let last_msn = rendition.edge().unwrap().msn.saturating_sub(1);
     watcher.abort();

@@ -10,6 +10,8 @@
 //!
 //! Bounded: it stops after the window and kills the simulator.
 
+mod common;
+
 use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,38 +26,12 @@ struct Options {
 }
 
 fn options() -> Options {
-    let mut o = Options {
-        lives: 3,
-        seconds: 30,
-        preset: "veryfast".to_owned(),
-        fps: 25,
-    };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--lives" => o.lives = value.parse().expect("--lives N"),
-            "--seconds" => o.seconds = value.parse().expect("--seconds N"),
-            "--preset" => o.preset = value,
-            "--fps" => o.fps = value.parse().expect("--fps N"),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
+    Options {
+        lives: common::arg("--lives", 3),
+        seconds: common::arg("--seconds", 30),
+        preset: common::arg("--preset", "veryfast".to_owned()),
+        fps: common::arg("--fps", 25),
     }
-    o
-}
-
-/// User + system CPU seconds of this process.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
 }
 
 async fn simulate() {
@@ -74,7 +50,7 @@ async fn simulate() {
 }
 
 fn main() {
-    let simulating = std::env::args().any(|a| a == "--sim");
+    let simulating = common::flag("--sim");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -277,11 +253,11 @@ async fn run(o: Options, port: u16) {
             .collect()
     };
     let before = edges(&lives);
-    let cpu_before = cpu_seconds();
+    let cpu_before = common::cpu_seconds("self");
     let window_start = Instant::now();
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
     let wall = window_start.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds() - cpu_before) / wall;
+    let cpu = (common::cpu_seconds("self") - cpu_before) / wall;
     let after = edges(&lives);
     for (n, ((msn0, s0), (msn1, s1))) in before.iter().zip(&after).enumerate() {
         let hd0 = s0.outputs.get("720p").copied().unwrap_or_default();
