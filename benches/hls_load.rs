@@ -228,17 +228,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[at]
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    percentile(&values, 0.5)
+    common::percentile(&values, 0.5)
 }
 
 /// Phase 1: plain segment GETs, amphi and nginx in turn.
@@ -454,18 +446,18 @@ async fn low_latency_viewers(port: u16, live: Arc<Live>, options: &Options) {
     );
     println!(
         "  part published → received by a viewer: p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} parts received)",
-        percentile(&delivery, 0.5),
-        percentile(&delivery, 0.95),
-        percentile(&delivery, 0.99),
+        common::percentile(&delivery, 0.5),
+        common::percentile(&delivery, 0.95),
+        common::percentile(&delivery, 0.99),
         delivery.last().copied().unwrap_or(f64::NAN),
         delivery.len()
     );
     println!(
         "  blocking reload (includes the wait for the part): p50 {:.1} ms  p99 {:.1} ms; part GET: p50 {:.2} ms  p99 {:.2} ms",
-        percentile(&reloads, 0.5),
-        percentile(&reloads, 0.99),
-        percentile(&gets, 0.5),
-        percentile(&gets, 0.99)
+        common::percentile(&reloads, 0.5),
+        common::percentile(&reloads, 0.99),
+        common::percentile(&gets, 0.5),
+        common::percentile(&gets, 0.99)
     );
     println!(
         "  {:.0} requests/s, {:.1} MB/s served, {failures} failed requests",

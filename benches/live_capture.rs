@@ -47,14 +47,6 @@ fn options() -> Options {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
 /// (PTS offset in seconds from the segment's first frame, stamp) of every decoded picture.
 fn decode(file: &[u8]) -> Vec<(f64, Option<u64>)> {
     let dir = tempfile::tempdir().unwrap();
@@ -327,8 +319,8 @@ async fn run(o: Options) {
     println!("cpu_cores_per_live {cores:.3}");
     println!(
         "capture_to_part_seconds median {:.3} p95 {:.3} min {:.3} max {:.3}",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.95),
+        common::percentile(&latencies, 0.5),
+        common::percentile(&latencies, 0.95),
         latencies.first().copied().unwrap_or(f64::NAN),
         latencies.last().copied().unwrap_or(f64::NAN),
     );
