@@ -123,9 +123,7 @@ impl Live {
             .collect();
         playlist::render_multivariant(
             &variants,
-            &self.audio.name,
-            &self.audio.codecs,
-            self.audio.bandwidth,
+            Some((&self.audio.name, &self.audio.codecs, self.audio.bandwidth)),
         )
     }
 

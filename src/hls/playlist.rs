@@ -209,38 +209,43 @@ pub struct Variant {
 }
 
 /// The multivariant playlist: each video variant with the shared audio group, then the
-/// audio-only variant (its own playlist, also the audio group's).
-pub fn render_multivariant(
-    variants: &[Variant],
-    audio: &str,
-    audio_codecs: &str,
-    audio_bandwidth: u64,
-) -> String {
+/// audio-only variant (its own playlist, also the audio group's). `audio` is the audio
+/// rendition's `(name, codecs, bandwidth)`; without one (a video without sound) the video
+/// variants stand alone.
+pub fn render_multivariant(variants: &[Variant], audio: Option<(&str, &str, u64)>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "#EXTM3U");
     let _ = writeln!(out, "#EXT-X-VERSION:9");
     let _ = writeln!(out, "#EXT-X-INDEPENDENT-SEGMENTS");
-    let _ = writeln!(
-        out,
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{audio}/index.m3u8\""
-    );
-    for v in variants {
+    if let Some((name, _, _)) = audio {
         let _ = writeln!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},CODECS=\"{},{audio_codecs}\",RESOLUTION={}x{},FRAME-RATE={:.3},AUDIO=\"audio\"",
-            v.bandwidth + audio_bandwidth,
-            v.codecs,
-            v.width,
-            v.height,
-            v.frame_rate
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"Audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"{name}/index.m3u8\""
+        );
+    }
+    for v in variants {
+        let (codecs, bandwidth, group) = match audio {
+            Some((_, codecs, bandwidth)) => (
+                format!("{},{codecs}", v.codecs),
+                v.bandwidth + bandwidth,
+                ",AUDIO=\"audio\"",
+            ),
+            None => (v.codecs.clone(), v.bandwidth, ""),
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{codecs}\",RESOLUTION={}x{},FRAME-RATE={:.3}{group}",
+            v.width, v.height, v.frame_rate
         );
         let _ = writeln!(out, "{}/index.m3u8", v.name);
     }
-    let _ = writeln!(
-        out,
-        "#EXT-X-STREAM-INF:BANDWIDTH={audio_bandwidth},CODECS=\"{audio_codecs}\",AUDIO=\"audio\""
-    );
-    let _ = writeln!(out, "{audio}/index.m3u8");
+    if let Some((name, codecs, bandwidth)) = audio {
+        let _ = writeln!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{codecs}\",AUDIO=\"audio\""
+        );
+        let _ = writeln!(out, "{name}/index.m3u8");
+    }
     out
 }
 
@@ -441,7 +446,7 @@ seg-12.m4s
 audio/index.m3u8
 ";
         assert_eq!(
-            render_multivariant(&variants, "audio", "mp4a.40.2", 128_000),
+            render_multivariant(&variants, Some(("audio", "mp4a.40.2", 128_000))),
             expected
         );
     }

@@ -9,7 +9,6 @@ use crate::hls::{Live, WindowConfig};
 use crate::media::{Ladder, cmaf};
 use crate::webinar::keep::Keeper;
 use gst::prelude::*;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -259,7 +258,16 @@ pub async fn transcode(
     let audio = kept.iter().any(|k| *k == live.audio.name);
     std::fs::write(
         out.join("master.m3u8"),
-        multivariant(&variants, audio.then(|| live.audio.clone())),
+        render_multivariant(
+            &variants,
+            audio.then(|| {
+                (
+                    live.audio.name.as_str(),
+                    live.audio.codecs.as_str(),
+                    live.audio.bandwidth,
+                )
+            }),
+        ),
     )
     .map_err(|e| format!("cannot write the video's playlists: {e}"))?;
     let jpeg = thumbnail.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -273,27 +281,8 @@ pub async fn transcode(
     })
 }
 
-/// The multivariant playlist of what the file had: video variants (with the audio group when
-/// there is sound), or the audio alone.
-fn multivariant(variants: &[Variant], audio: Option<crate::hls::AudioInfo>) -> String {
-    match audio {
-        Some(audio) => render_multivariant(variants, &audio.name, &audio.codecs, audio.bandwidth),
-        None => {
-            let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-            for v in variants {
-                let _ = writeln!(
-                    out,
-                    "#EXT-X-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},FRAME-RATE={:.3}\n{}/index.m3u8",
-                    v.bandwidth, v.codecs, v.width, v.height, v.frame_rate, v.name
-                );
-            }
-            out
-        }
-    }
-}
-
-/// Keeps the latest picture of the first tenth of the video, at most ten seconds in (past the
-/// black of a start, before the talk is long under way); the first picture if that is all.
+/// Keeps the picture at ten seconds in (past the black of a start, before the talk is long under
+/// way), or the last one of a shorter video.
 fn take_thumbnail(sink: &gst_app::AppSink, slot: Arc<Mutex<Option<Vec<u8>>>>) {
     let taken = Arc::new(AtomicBool::new(false));
     sink.set_callbacks(
