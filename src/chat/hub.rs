@@ -343,13 +343,27 @@ impl Hub {
                 closed.clone(),
             ));
         }
-        tokio::spawn(run(
+        let (queue, queued) = mpsc::unbounded_channel();
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(keeper(
             live.to_owned(),
-            room,
             db.clone(),
+            queued,
+            Arc::clone(&backlog),
+            Arc::clone(&delivery),
+        ));
+        let writes = Writes {
+            live: live.to_owned(),
+            db: db.clone(),
+            queue,
+            backlog,
+            delivery: Arc::clone(&delivery),
+        };
+        tokio::spawn(run(
+            room,
+            writes,
             receiver,
             Shared {
-                delivery: Arc::clone(&delivery),
                 moderators: Arc::clone(&handle.moderators),
                 viewers: viewers_tx,
                 outbox,
@@ -477,7 +491,6 @@ fn encode(event: &ServerEvent) -> Frame {
 
 /// What a room's task shares with the other tasks of the live.
 struct Shared {
-    delivery: Arc<Notify>,
     moderators: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
     viewers: tokio::sync::watch::Sender<usize>,
     /// Frames for the other instances, with a cluster.
@@ -651,9 +664,8 @@ fn relayed(
 }
 
 async fn run(
-    live: String,
     mut room: Room,
-    db: Db,
+    writes: Writes,
     mut commands: mpsc::Receiver<Command>,
     shared: Shared,
     _open: tokio::sync::watch::Sender<()>,
@@ -745,7 +757,12 @@ async fn run(
         for out in outs {
             match out {
                 Out::All(event) => {
-                    keep_moderation(&db, &live, &event).await;
+                    if matches!(
+                        event,
+                        ServerEvent::Hidden { .. } | ServerEvent::Question { .. }
+                    ) {
+                        writes.keep(Write::Moderation(event.clone())).await;
+                    }
                     fan_out(batch.push(protocol::encode(&event)));
                 }
                 Out::Reply(event) => {
@@ -754,10 +771,21 @@ async fn run(
                     }
                 }
                 Out::Forward { message, sender } => {
-                    keep(&db, &live, &message, Some(&sender)).await;
-                    shared.delivery.notify_one();
+                    writes
+                        .keep(Write::Message {
+                            message,
+                            sender: Some(sender),
+                        })
+                        .await;
                 }
-                Out::Keep(message) => keep(&db, &live, &message, None).await,
+                Out::Keep(message) => {
+                    writes
+                        .keep(Write::Message {
+                            message,
+                            sender: None,
+                        })
+                        .await;
+                }
             }
         }
     }
@@ -783,7 +811,14 @@ async fn own(
         let mut lost = false;
         if relayed.is_none() && tokio::time::Instant::now() >= retry_at {
             match cluster.subscribe(&up).await {
-                Ok(stream) => relayed = Some(stream),
+                Ok(stream) => {
+                    relayed = Some(stream);
+                    // Announced again at once: after a Redis restart the relays find the
+                    // room without waiting for the next heartbeat.
+                    if let Err(e) = cluster.claim(&live).await {
+                        tracing::warn!(live, error = %e, "cannot announce this instance as the chat room's owner");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(live, error = %e, "other instances' viewers cannot reach this chat room for now");
                     retry_at = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -978,25 +1013,125 @@ async fn post_viewers(
     }
 }
 
-async fn keep(db: &Db, live: &str, message: &Message, sender: Option<&str>) {
-    if let Err(e) = db.chat_keep(live, message, sender).await {
-        tracing::error!(live, id = message.id, error = %e, "a chat message could not be kept");
+/// What a room asks the database to keep, in the order it happened.
+enum Write {
+    /// An audience message (`sender`: to forward into the meeting as) or a meeting message.
+    Message {
+        message: Message,
+        sender: Option<String>,
+    },
+    /// A message hidden, a question's votes or state.
+    Moderation(ServerEvent),
+}
+
+impl Write {
+    async fn apply(&self, db: &Db, live: &str) -> crate::db::Result<()> {
+        match self {
+            Write::Message { message, sender } => db
+                .chat_keep(live, message, sender.as_deref())
+                .await
+                .map(drop),
+            Write::Moderation(ServerEvent::Hidden { id }) => db.chat_hide(live, *id).await,
+            Write::Moderation(ServerEvent::Question {
+                id,
+                votes,
+                answered,
+            }) => db.chat_question(live, *id, *votes, *answered).await,
+            Write::Moderation(_) => Ok(()),
+        }
+    }
+
+    /// An audience message, for the delivery into the meeting once kept.
+    fn forwarded(&self) -> bool {
+        matches!(
+            self,
+            Write::Message {
+                sender: Some(_),
+                ..
+            }
+        )
     }
 }
 
-/// Hidden messages and question states are kept too.
-async fn keep_moderation(db: &Db, live: &str, event: &ServerEvent) {
-    let kept = match event {
-        ServerEvent::Hidden { id } => db.chat_hide(live, *id).await,
-        ServerEvent::Question {
-            id,
-            votes,
-            answered,
-        } => db.chat_question(live, *id, *votes, *answered).await,
-        _ => Ok(()),
-    };
-    if let Err(e) = kept {
-        tracing::error!(live, error = %e, "a moderation action could not be kept");
+/// How long the room waits for the database before leaving a write to the keeper.
+const INLINE_WRITE: Duration = Duration::from_millis(500);
+/// How long the keeper tries one write before giving it up.
+const KEEP_PATIENCE: Duration = Duration::from_secs(3600);
+
+/// The room's writes. While the database answers, each is made before the room goes on (what
+/// the viewers saw is kept). When it does not answer within [`INLINE_WRITE`], that write and
+/// every later one go to the [`keeper`], in order, until its backlog is empty again: a slow or
+/// absent database never holds the chat up, and a restart of it loses nothing. Every write
+/// may be made twice (a timed-out one may have landed): they are idempotent.
+struct Writes {
+    live: String,
+    db: Db,
+    queue: mpsc::UnboundedSender<Write>,
+    /// Writes given to the keeper and not made yet.
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+    delivery: Arc<Notify>,
+}
+
+impl Writes {
+    async fn keep(&self, write: Write) {
+        use std::sync::atomic::Ordering;
+        if self.backlog.load(Ordering::Acquire) == 0
+            && let Ok(Ok(())) =
+                tokio::time::timeout(INLINE_WRITE, write.apply(&self.db, &self.live)).await
+        {
+            if write.forwarded() {
+                self.delivery.notify_one();
+            }
+            return;
+        }
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(write).is_err() {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Makes the writes the room could not make at once, in order, each tried again until it
+/// lands (waiting longer each time, up to 5 s between tries, for an hour); audience messages
+/// go to the delivery once kept. Writes still queued when the room closes are made all the
+/// same.
+async fn keeper(
+    live: String,
+    db: Db,
+    mut queued: mpsc::UnboundedReceiver<Write>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+    delivery: Arc<Notify>,
+) {
+    let mut failing = false;
+    while let Some(write) = queued.recv().await {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match write.apply(&db, &live).await {
+                Ok(()) => {
+                    if write.forwarded() {
+                        delivery.notify_one();
+                    }
+                    break;
+                }
+                Err(e) if started.elapsed() >= KEEP_PATIENCE => {
+                    tracing::error!(live, error = %e, "a chat write was given up after an hour of failures");
+                    break;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(live, error = %e, "the chat cannot write to the database; its writes wait and are tried again");
+                        failing = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if backlog.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 && failing {
+            tracing::info!(live, "the chat's waiting writes are all kept");
+            failing = false;
+        }
     }
 }
 

@@ -266,3 +266,178 @@ async fn without_redis_the_owner_serves_its_own_viewers_and_relays_say_so() {
         "{refused:?}"
     );
 }
+
+/// A Redis server of this test only (Debian's `redis-server`, nothing kept on disk) on a
+/// fixed port, so that it can be stopped and started again under running instances.
+struct OwnRedis {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { child: None, port };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) and returns once it accepts connections.
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connects to `url` until the instance serves the room (it answers 404 or 503 while it cannot
+/// tell who owns it); returns the socket after its history.
+async fn join_when_served(url: &str) -> (Ws, Value) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((socket, _)) => {
+                let mut ws = Ws {
+                    socket,
+                    waiting: VecDeque::new(),
+                };
+                let history = ws.until("history", |_| true).await;
+                return (ws, history);
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(r))
+                if r.status() == 404 || r.status() == 503 =>
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the room was not served again in time"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+}
+
+fn texts(history: &Value) -> Vec<String> {
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_cuts_relayed_viewers_off_and_they_come_back_with_nothing_lost() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let test_db = TestDb::sqlite().await;
+    let owner = instance(&redis.url(), &test_db).await;
+    let relay = instance(&redis.url(), &test_db).await;
+    let (_, api) = super::chat::offline_meeting();
+    let live = "panne-redis";
+    owner
+        .state
+        .chat
+        .open(
+            live,
+            Settings {
+                anonymous: true,
+                ..Settings::default()
+            },
+            test_db.db.clone(),
+            meeting_for(api, "offline"),
+        )
+        .await
+        .unwrap();
+    let (a, b) = (
+        serve_app(owner.state.clone()).await,
+        serve_app(relay.state.clone()).await,
+    );
+    let url = |addr: std::net::SocketAddr| format!("ws://{addr}/live/{live}/chat");
+    let (mut on_relay, _) = join_when_served(&url(b)).await;
+    let mut on_owner = Ws::open(&url(a), None).await;
+    on_owner.until("history", |_| true).await;
+    let say = |text: &str| json!({"type": "message", "text": text, "nickname": "Zoé"});
+    on_relay.send(say("avant la panne")).await;
+    on_owner
+        .until("message", |e| e["message"]["text"] == "avant la panne")
+        .await;
+
+    // Redis goes away: the relaying instance's viewers are disconnected (their page
+    // reconnects); the owner's viewers go on, and what they write is kept.
+    redis.stop();
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match on_relay.socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the relayed viewer was not disconnected");
+    on_owner.send(say("pendant la panne")).await;
+    on_owner
+        .until("message", |e| e["message"]["text"] == "pendant la panne")
+        .await;
+    let refused = tokio_tungstenite::connect_async(url(b)).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503 || r.status() == 404),
+        "{refused:?}"
+    );
+
+    // Redis is back (empty): the owner subscribes and announces itself again, the relay's
+    // viewers get in, and the history holds what was said before and during the outage.
+    redis.restart();
+    let back = std::time::Instant::now();
+    let (mut again, history) = join_when_served(&url(b)).await;
+    eprintln!(
+        "recovery: relayed viewers served again {:.2} s after Redis came back",
+        back.elapsed().as_secs_f64()
+    );
+    assert_eq!(texts(&history), ["avant la panne", "pendant la panne"]);
+    again.send(say("après la panne")).await;
+    on_owner
+        .until("message", |e| e["message"]["text"] == "après la panne")
+        .await;
+    again
+        .until("message", |e| e["message"]["text"] == "après la panne")
+        .await;
+}

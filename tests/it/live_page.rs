@@ -3,104 +3,14 @@
 //! plays: its current time advances by 20 s with no fatal hls.js error. Without the player's
 //! files (npm missing at build time) the page must say so instead.
 
+use crate::browser::Browser;
 use crate::support::TestApp;
 use amphi::config::Config;
 use amphi::hls::Live;
 use amphi::media::{Ladder, LivePipeline};
-use futures_util::{SinkExt, StreamExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-
-/// Headless Chromium with a DevTools endpoint; killed when dropped.
-pub(crate) struct Browser {
-    _child: tokio::process::Child,
-    _profile: tempfile::TempDir,
-    port: u16,
-}
-
-impl Browser {
-    pub(crate) async fn open(url: &str) -> Self {
-        let profile = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-                "--remote-debugging-port=0",
-                "--window-size=1280,900",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromium runs (apt-get install chromium; scripts/install-deps.sh does)");
-        // Chromium writes its DevTools port into the profile once it listens.
-        let file = profile.path().join("DevToolsActivePort");
-        let port = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                if let Ok(text) = tokio::fs::read_to_string(&file).await
-                    && let Some(port) = text.lines().next().and_then(|l| l.parse().ok())
-                {
-                    return port;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await
-        .expect("chromium opens its DevTools port");
-        Self {
-            _child: child,
-            _profile: profile,
-            port,
-        }
-    }
-
-    /// Sends one DevTools command to the page; returns its result.
-    async fn command(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let targets: serde_json::Value =
-            reqwest::get(format!("http://127.0.0.1:{}/json/list", self.port))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        let page = targets
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["type"] == "page")
-            .expect("a page target");
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(page["webSocketDebuggerUrl"].as_str().unwrap())
-                .await
-                .unwrap();
-        let call = serde_json::json!({ "id": 1, "method": method, "params": params });
-        socket.send(Message::text(call.to_string())).await.unwrap();
-        while let Some(Ok(message)) = socket.next().await {
-            let value: serde_json::Value =
-                serde_json::from_str(message.to_text().unwrap()).unwrap();
-            if value["id"] == 1 {
-                return value["result"].clone();
-            }
-        }
-        panic!("no answer from the page");
-    }
-
-    /// Evaluates `expression` in the page and returns its JSON value.
-    pub(crate) async fn evaluate(&self, expression: &str) -> serde_json::Value {
-        let params = serde_json::json!({ "expression": expression, "returnByValue": true });
-        self.command("Runtime.evaluate", params).await["result"]["value"].clone()
-    }
-}
 
 const STATE: &str = "JSON.stringify({ \
     t: (document.getElementById('video') || {}).currentTime || 0, \

@@ -38,7 +38,7 @@ impl Drop for Stack {
     }
 }
 
-fn config(public_url: &str) -> Config {
+pub(crate) fn config(public_url: &str) -> Config {
     let mut config = Config {
         public_url: public_url.to_owned(),
         ..Config::default()
@@ -177,7 +177,7 @@ async fn published_recording(app: &TestApp, link: &str) -> String {
 }
 
 /// Waits until video `id` is no longer being made.
-async fn finished(app: &TestApp, id: i64) -> VideoListing {
+pub(crate) async fn finished(app: &TestApp, id: i64) -> VideoListing {
     let last = std::sync::Mutex::new(None);
     tokio::time::timeout(PATIENCE, async {
         loop {
@@ -194,7 +194,7 @@ async fn finished(app: &TestApp, id: i64) -> VideoListing {
 }
 
 /// The video id a "303 to /video/{id}/" names.
-fn video_id(location: Option<&str>) -> i64 {
+pub(crate) fn video_id(location: Option<&str>) -> i64 {
     location
         .and_then(|l| l.strip_prefix("/video/"))
         .and_then(|l| l.trim_end_matches('/').parse().ok())
@@ -438,8 +438,7 @@ async fn a_recorded_meeting_is_mailed_once_listed_uploaded_and_plays() {
         public.body
     );
     assert!(!public.body.contains("<b>pas"), "{}", public.body);
-    let browser =
-        crate::live_page::Browser::open(&format!("{}/video/{id}/", stack.public_url)).await;
+    let browser = crate::browser::Browser::open(&format!("{}/video/{id}/", stack.public_url)).await;
     let played = tokio::time::timeout(PATIENCE, async {
         loop {
             let state = browser
@@ -576,7 +575,7 @@ async fn esr_one_time_tokens_play_twice_in_a_row_and_upload() {
 
 /// A small web server on 127.0.0.1 for the sources a user might give: video files, a page
 /// without a video, text, a truncated download, a redirect to the metadata service.
-async fn sources(files: &std::path::Path) -> String {
+pub(crate) async fn sources(files: &std::path::Path) -> String {
     use axum::body::Body;
     use axum::http::header;
     use axum::response::IntoResponse;
@@ -662,7 +661,7 @@ async fn sources(files: &std::path::Path) -> String {
 }
 
 /// `seconds` of moving test pattern and tone as MP4.
-fn sample(path: &std::path::Path, seconds: u32) {
+pub(crate) fn sample(path: &std::path::Path, seconds: u32) {
     let text = format!(
         "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=180,framerate=25/1,format=I420 \
          ! x264enc speed-preset=ultrafast key-int-max=50 ! h264parse ! mp4mux name=mux ! filesink location={} \
@@ -695,7 +694,7 @@ async fn importer(allow: bool) -> (TestApp, tokio::task::JoinHandle<()>) {
     (app, worker)
 }
 
-async fn import(app: &mut TestApp, url: &str) -> crate::support::Page {
+pub(crate) async fn import(app: &mut TestApp, url: &str) -> crate::support::Page {
     let page = app.get("/videos/").await;
     app.post_form(
         "/videos/import",
