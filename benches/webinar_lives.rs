@@ -11,12 +11,11 @@
 //! Bounded: it stops after the window and kills the simulator.
 
 mod common;
+#[path = "common/webinar.rs"]
+mod webinar;
 
-use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "webinar-bench-secret";
 
 struct Options {
     lives: usize,
@@ -34,46 +33,13 @@ fn options() -> Options {
     }
 }
 
-async fn simulate() {
-    let sim = amphi::sim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        amphi::sim::SimOptions {
-            secret: amphi::redact::Redacted::new(SECRET.to_owned()),
-            media_dir: Some(std::env::temp_dir().join("amphi-bench-sim")),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    println!("{}", sim.addr.port());
-    std::future::pending::<()>().await;
-}
-
 fn main() {
-    let simulating = common::flag("--sim");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    if simulating {
-        runtime.block_on(simulate());
-        return;
-    }
-    let o = options();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .arg("--sim")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().parse().expect("the simulator's port");
-    runtime.block_on(run(o, port));
-    let _ = child.kill();
-    let _ = child.wait();
+    webinar::simulate_if_asked(&runtime);
+    runtime.block_on(run(options()));
 }
 
 struct Timing {
@@ -82,82 +48,12 @@ struct Timing {
     media_in: Duration,
 }
 
-async fn run(o: Options, port: u16) {
-    amphi::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = amphi::config::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..amphi::config::Config::default()
-    };
-    let sim_url = format!("http://127.0.0.1:{port}");
-    config.bbb.api_url = format!("{sim_url}/bigbluebutton/api");
-    config.bbb.secret = amphi::redact::Redacted::new(SECRET.to_owned());
-    config.media.udp_bind = "127.0.0.1:0".to_owned();
-    config.media.preset = o.preset.clone();
-    config.media.fps = o.fps;
-    config.webinar.max_lives = o.lives as u32;
-    let db = amphi::server::open_database(&config).await.unwrap();
-    let state = amphi::server::build_state(config, db.clone(), Arc::new(amphi::clock::SystemClock))
-        .await
-        .unwrap();
-    let owner = state
-        .accounts
-        .create_user(&amphi::accounts::UserSpec {
-            username: "owner".to_owned(),
-            password: None,
-            display_name: "Prof".to_owned(),
-            email: "prof@univ.example".to_owned(),
-            staff: true,
-            superuser: true,
-            affiliation: "faculty".to_owned(),
-            groups: Vec::new(),
-        })
-        .await
-        .unwrap();
-    let api = state.bbb.clone().unwrap();
-    let http = reqwest::Client::new();
+async fn run(o: Options) {
+    let stack = webinar::Stack::start(&o.preset, o.fps, o.lives as u32).await;
+    let (state, api) = (stack.state.clone(), Arc::clone(&stack.api));
     let mut meetings = Vec::new();
     for n in 0..o.lives {
-        let fields = amphi::db::MeetingFields {
-            webinar_anonymous_chat: true,
-            ..amphi::db::MeetingFields::webinar(
-                &format!("Webinaire {n}"),
-                owner.id,
-                chrono::Utc::now(),
-            )
-        };
-        let meeting = db
-            .create_meeting(&fields, false, "", chrono::Utc::now())
-            .await
-            .unwrap();
-        let meeting = amphi::meetings::start::ensure_created(
-            &db,
-            api.as_ref(),
-            &state.config,
-            state.secret_key.expose(),
-            &meeting,
-            Some(owner.id),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
-        // The presenter is there, with slides and a camera, before the live starts.
-        let events = serde_json::json!([
-            {"type": "join", "name": "Prof. Curie", "role": "MODERATOR"},
-            {"type": "presenter", "name": "Prof. Curie"},
-            {"type": "camera_on", "name": "Prof. Curie"},
-        ]);
-        let answer = http
-            .post(format!(
-                "{sim_url}/sim/meetings/{}/events",
-                meeting.meeting_id
-            ))
-            .json(&events)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 204);
-        meetings.push(meeting);
+        meetings.push(stack.webinar(&format!("Webinaire {n}")).await);
     }
 
     // Every owner starts at once.

@@ -37,6 +37,8 @@ impl OutputStats {
 pub struct LiveStats {
     /// Video frames the inputs (cameras, screenshare, slide) brought to the compositor.
     pub frames_in: AtomicU64,
+    /// Those of them that came from the meeting (cameras and screenshare, not the slide).
+    pub meeting_frames_in: AtomicU64,
     /// Pictures the compositor made (the output frame rate).
     pub frames_composed: AtomicU64,
     /// By rendition name.
@@ -47,6 +49,7 @@ pub struct LiveStats {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub frames_in: u64,
+    pub meeting_frames_in: u64,
     pub frames_composed: u64,
     pub outputs: BTreeMap<String, OutputSnapshot>,
 }
@@ -89,6 +92,7 @@ impl LiveStats {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             frames_in: self.frames_in.load(Ordering::Relaxed),
+            meeting_frames_in: self.meeting_frames_in.load(Ordering::Relaxed),
             frames_composed: self.frames_composed.load(Ordering::Relaxed),
             outputs: self
                 .outputs

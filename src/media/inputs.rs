@@ -109,6 +109,9 @@ fn attach(pipeline: &gst::Pipeline, mixer: &str, bin: gst::Bin) -> Result<gst::P
     Ok(pad)
 }
 
+/// The name prefix of the inputs that bring the meeting's video (cameras, screenshare).
+pub const MEETING_VIDEO: &str = "meeting-video-";
+
 /// RTP from the bridge: a camera or the screenshare (VP8), or audio (Opus). The feeder
 /// takes the subscription's packets.
 pub fn rtp(
@@ -135,6 +138,12 @@ pub fn rtp(
         ),
     };
     let bin = bin(&description)?;
+    if kind == TrackKind::Video {
+        // Named so that the live's counters tell the meeting's pictures from the slide's.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bin.set_property("name", format!("{MEETING_VIDEO}{n}"));
+    }
     let appsrc = bin
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
@@ -213,6 +222,9 @@ pub fn detach(pipeline: &gst::Pipeline, input: Input) {
     if let Some(src) = input.bin.static_pad("src") {
         let _ = src.unlink(&input.pad);
     }
+    // Out of the pipeline's state changes from now on: one made meanwhile by another task
+    // would bring the input back to PAUSED after it was stopped.
+    input.bin.set_locked_state(true);
     super::stop(input.bin.upcast_ref());
     let _ = pipeline.remove(&input.bin);
     if let Some(mixer) = mixer {

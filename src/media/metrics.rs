@@ -33,9 +33,22 @@ pub fn instrument(pipeline: &gst::Pipeline, live: &Arc<Live>) {
                 return;
             }
             let weak = weak.clone();
+            // Whether the input linked to this pad brings the meeting's video, known once the
+            // first buffer comes (the input links after asking for the pad).
+            let meeting = std::sync::OnceLock::new();
+            let pad_ref = pad.downgrade();
             count_buffers(pad, move |_| {
-                if let Some(live) = weak.upgrade() {
-                    live.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                let Some(live) = weak.upgrade() else { return };
+                live.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+                let from_meeting = *meeting.get_or_init(|| {
+                    pad_ref
+                        .upgrade()
+                        .and_then(|p| p.peer())
+                        .and_then(|p| p.parent_element())
+                        .is_some_and(|e| e.name().starts_with(crate::media::inputs::MEETING_VIDEO))
+                });
+                if from_meeting {
+                    live.stats.meeting_frames_in.fetch_add(1, Ordering::Relaxed);
                 }
             });
         });

@@ -157,13 +157,43 @@ pub fn stop(element: &gst::Element) {
     if let Err(e) = element.set_state(gst::State::Null) {
         tracing::warn!(element = %element.name(), error = %e, "GStreamer state change to NULL failed; stopping its elements one by one");
     }
-    if let Some(bin) = element.downcast_ref::<gst::Bin>() {
-        for child in bin.iterate_recurse().into_iter().flatten() {
+    let Some(bin) = element.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    // The bin's children may change meanwhile (an input taken out by another task): the list
+    // is read again until every element in it is down.
+    for _ in 0..5 {
+        let mut running = 0;
+        for child in elements(bin) {
             if child.current_state() != gst::State::Null
-                && let Err(e) = child.set_state(gst::State::Null)
+                || child.pending_state() != gst::State::VoidPending
             {
-                tracing::warn!(element = %child.name(), error = %e, "GStreamer element does not stop");
+                running += 1;
+                if let Err(e) = child.set_state(gst::State::Null) {
+                    tracing::warn!(element = %child.name(), error = %e, "GStreamer element does not stop");
+                }
             }
+        }
+        if running == 0 {
+            return;
+        }
+    }
+}
+
+/// Every element inside `bin`, at any depth, read again from the start when the bin changes
+/// during the reading.
+fn elements(bin: &gst::Bin) -> Vec<gst::Element> {
+    let mut iterator = bin.iterate_recurse();
+    let mut found = Vec::new();
+    loop {
+        match iterator.next() {
+            Ok(Some(element)) => found.push(element),
+            Ok(None) => return found,
+            Err(gst::IteratorError::Resync) => {
+                iterator.resync();
+                found.clear();
+            }
+            Err(gst::IteratorError::Error) => return found,
         }
     }
 }
@@ -307,7 +337,9 @@ impl LivePipeline {
 
 impl Drop for LivePipeline {
     fn drop(&mut self) {
-        self.bus_task.abort();
+        // Down first: the bus task's pending messages hold references to elements, and
+        // whichever drops the last one must find it stopped.
         stop(self.pipeline.upcast_ref());
+        self.bus_task.abort();
     }
 }

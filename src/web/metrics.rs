@@ -86,7 +86,7 @@ impl Collector for LiveCollector {
                 (live.slug.clone(), viewers, live.stats.snapshot())
             })
             .collect();
-        let per_live: [PerLive; 3] = [
+        let per_live: [PerLive; 4] = [
             (
                 "live_viewers",
                 "Live pages open",
@@ -98,6 +98,12 @@ impl Collector for LiveCollector {
                 "Video frames the inputs brought to the compositor",
                 MetricType::Counter,
                 |_, s| s.frames_in as f64,
+            ),
+            (
+                "live_meeting_frames",
+                "Video frames from the meeting (cameras, screenshare) brought to the compositor",
+                MetricType::Counter,
+                |_, s| s.meeting_frames_in as f64,
             ),
             (
                 "live_composed_frames",
