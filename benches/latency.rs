@@ -81,7 +81,14 @@ const MEASURE: &str = r#"
       ctx.drawImage(video, 0, 0, meta.width, meta.height / 3, 0, 0, 320, 60);
       var stamp = read(ctx.getImageData(0, 0, 320, 60).data);
       g.frames++;
-      if (stamp === null) g.unstamped++; else g.samples.push(shown - stamp);
+      if (stamp === null) {
+        g.unstamped++;
+        if (!g.probe) {
+          var d = ctx.getImageData(0, 0, 320, 60).data, row = [];
+          for (var c = 0; c < 16; c++) row.push(Math.round(mean(d, c * 20, 0)));
+          g.probe = { width: meta.width, height: meta.height, row0: row };
+        }
+      } else g.samples.push(shown - stamp);
       video.requestVideoFrameCallback(tick);
     }
     video.requestVideoFrameCallback(tick);
@@ -118,10 +125,13 @@ const DRAIN: &str = "JSON.stringify((function () { var g = window.__g2g || {}; \
     var out = { samples: (g.samples || []).splice(0), frames: g.frames || 0, \
       unstamped: g.unstamped || 0, unsupported: !!g.unsupported, \
       dropped: v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().droppedVideoFrames : 0, \
+      href: location.href, g: !!window.__g2g, text: document.body ? document.body.innerText.slice(0, 300) : null, t: v ? v.currentTime : null, ready: v ? v.readyState : null, \
+      w: v ? v.videoWidth : null, first: (g.samples || [])[0] || null, probe: g.probe || null, \
       fatal: (document.getElementById('player') || { dataset: {} }).dataset.fatal || null }; \
     g.frames = 0; g.unstamped = 0; return out; })())";
 
 struct Drained {
+    raw: serde_json::Value,
     samples: Vec<f64>,
     frames: u64,
     unstamped: u64,
@@ -137,6 +147,7 @@ async fn drain(browser: &browser::Browser) -> Drained {
     );
     assert!(value["fatal"].is_null(), "hls.js failed: {value}");
     Drained {
+        raw: value.clone(),
         samples: value["samples"]
             .as_array()
             .map(|a| {
@@ -162,13 +173,18 @@ async fn watch(url: &str, standard: bool, o: &Options) -> (Vec<f64>, u64, u64, u
     };
     let browser = browser::Browser::open_with_script(url, &script).await;
     let deadline = Instant::now() + Duration::from_secs(90);
+    let mut seen = serde_json::Value::Null;
     loop {
         assert!(
             Instant::now() < deadline,
-            "no stamped frame on the page within 90 s"
+            "no stamped frame on the page within 90 s; the page's player: {seen}"
         );
-        if !drain(&browser).await.samples.is_empty() {
+        let drained = drain(&browser).await;
+        if !drained.samples.is_empty() {
             break;
+        }
+        if drained.raw["frames"].as_u64().unwrap_or(0) > 0 || seen.is_null() {
+            seen = drained.raw;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -243,6 +259,7 @@ async fn run(o: Options) {
         amphi::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
+    eprintln!("live page: {url}");
     println!(
         "latency: preset {}, {} fps, {} run(s) of {} s per player after {} s of warm-up",
         o.preset, o.fps, o.runs, o.seconds, o.warmup

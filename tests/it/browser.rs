@@ -13,7 +13,7 @@ pub struct Browser {
     port: u16,
     /// The DevTools session that added scripts to every new document (they last as long as
     /// it stays open).
-    _session: Option<Socket>,
+    _session: Option<tokio::task::JoinHandle<()>>,
 }
 
 type Socket =
@@ -68,6 +68,8 @@ impl Browser {
     pub async fn open_with_script(url: &str, script: &str) -> Self {
         let mut browser = Self::open("about:blank").await;
         let mut session = browser.page().await;
+        // The page domain must be on for the script to be added to new documents.
+        call(&mut session, 3, "Page.enable", serde_json::json!({})).await;
         let params = serde_json::json!({ "source": script });
         call(
             &mut session,
@@ -83,7 +85,10 @@ impl Browser {
             serde_json::json!({ "url": url }),
         )
         .await;
-        browser._session = Some(session);
+        // Read what the page says meanwhile, so that it never waits on this session.
+        browser._session = Some(tokio::spawn(async move {
+            while let Some(Ok(_)) = session.next().await {}
+        }));
         browser
     }
 

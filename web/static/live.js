@@ -20,7 +20,9 @@
   function start(source) {
     if (window.Hls && window.Hls.isSupported()) {
       if (hls) hls.destroy();
-      hls = new window.Hls({ lowLatencyMode: true, liveSyncDurationCount: 2, backBufferLength: 30 });
+      // No liveSyncDuration(Count) here: hls.js lets either override the playlist's
+      // PART-HOLD-BACK, which is what keeps a low-latency player 0.75 s from the live edge.
+      hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
       hls.on(window.Hls.Events.MANIFEST_PARSED, function () {
         quality.innerHTML = "";
         var auto = document.createElement("option");
