@@ -6,6 +6,17 @@ use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
+/// How every test runs Debian's Chromium: headless, as root in a container, nothing fetched.
+pub const HEADLESS: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Headless Chromium with a DevTools endpoint; killed when dropped.
 pub struct Browser {
     _child: tokio::process::Child,
@@ -23,14 +34,8 @@ impl Browser {
     pub async fn open(url: &str) -> Self {
         let profile = tempfile::tempdir().unwrap();
         let child = tokio::process::Command::new("chromium")
+            .args(HEADLESS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--autoplay-policy=no-user-gesture-required",
                 "--remote-debugging-port=0",
                 "--window-size=1280,900",

@@ -24,17 +24,8 @@ async fn photograph(html: &str, name: &str) -> PathBuf {
     let profile = tempfile::tempdir().unwrap();
     let mut command = tokio::process::Command::new("chromium");
     command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1100,1500",
-        ])
+        .args(crate::browser::HEADLESS)
+        .args(["--hide-scrollbars", "--window-size=1100,1500"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", html_path.display()))
