@@ -1,15 +1,17 @@
 //! A soak run under a time bound: one webinar captured by amphi (in this process) from the BBB
 //! simulator (a child process: this binary with `--sim`), an audience writing into the chat
-//! and the presenter answering from the meeting, while faults are injected in turn: the bot's
-//! GraphQL socket dropped, its SFU (media) sockets dropped. For each fault: how long the live
-//! went without the meeting's media and how long until a message from the meeting reached the
-//! audience again. At the end, every message must have been kept once, every audience message
+//! and the presenter answering from the meeting, while faults are injected in turn (see
+//! [`FAULTS`]): the bot's GraphQL socket dropped, its SFU (media) sockets dropped, dropped and
+//! then refused with 2201, BBB's API answering 503, BBB's API not answering at all, the SFU
+//! leaving the new sessions unanswered. For each fault: how long the live went without the
+//! meeting's camera, how long until a message from the meeting reached the audience again, and
+//! the longest an audience message took to reach the meeting. At the end, every message must have been kept once, every audience message
 //! must have reached the meeting once, and the live must have kept up with real time;
 //! otherwise the tool fails.
 //!
 //! `cargo bench --bench soak -- [--seconds 120] [--fault-every 15] [--rate 2] [--viewers 20]`
-//! (CI runs a short variant, built in the test profile: `cargo test --bench soak -- --seconds 45
-//! --fault-every 10`, see `.ci/run`).
+//! (CI runs a short variant, built in the test profile: `cargo test --bench soak -- --seconds
+//! 100 --fault-every 12`, one of each fault, see `.ci/run`).
 
 mod common;
 #[path = "common/webinar.rs"]
@@ -20,6 +22,41 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
+
+/// The faults injected in turn: a name, the simulator events that make it, and whether it
+/// touches the meeting's media (the camera's gap is measured until the next such fault).
+const FAULTS: [(&str, &str, bool); 6] = [
+    (
+        "GraphQL socket dropped",
+        r#"[{"type": "drop_sockets"}]"#,
+        false,
+    ),
+    (
+        "SFU sockets dropped",
+        r#"[{"type": "drop_media_sockets"}]"#,
+        true,
+    ),
+    (
+        "SFU sockets dropped, the next 3 starts refused (2201)",
+        r#"[{"type": "refuse_media", "count": 3}, {"type": "drop_media_sockets"}]"#,
+        true,
+    ),
+    (
+        "BBB API: the next 3 calls answered 503",
+        r#"[{"type": "fail_api", "count": 3}]"#,
+        false,
+    ),
+    (
+        "BBB API: the next call held 25 s unanswered",
+        r#"[{"type": "hang_api", "count": 1, "seconds": 25}]"#,
+        false,
+    ),
+    (
+        "SFU sockets dropped, the next 2 starts never answered",
+        r#"[{"type": "silence_media", "count": 2}, {"type": "drop_media_sockets"}]"#,
+        true,
+    ),
+];
 
 struct Options {
     seconds: u64,
@@ -145,6 +182,12 @@ fn longest_gap(samples: &[(Instant, u64)], from: Instant, to: Instant) -> Durati
     longest
 }
 
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 async fn run(o: Options) {
     let stack = webinar::Stack::start(&o.preset, o.fps, 1).await;
     let meeting = stack.webinar("Soak").await;
@@ -198,10 +241,11 @@ async fn run(o: Options) {
     );
     let started = Instant::now();
     let first_msn = rendition.edge().map_or(0, |p| p.msn);
-    let faults = ["drop_sockets", "drop_media_sockets"];
     let mut next_fault = started + Duration::from_secs(o.fault_every);
-    let mut fault_times: Vec<(&str, Instant, String)> = Vec::new();
+    let mut fault_times: Vec<(usize, Instant, String)> = Vec::new();
     let mut audience: Vec<String> = Vec::new();
+    // When each audience message was accepted, in the simulator's clock (ms since 1970).
+    let mut accepted_ms: HashMap<String, (Instant, i64)> = HashMap::new();
     let mut refused = 0;
     let mut from_meeting: Vec<String> = Vec::new();
     // Guests write in turn: one guest may write three messages in two seconds, so each
@@ -214,10 +258,9 @@ async fn run(o: Options) {
     while started.elapsed() < Duration::from_secs(o.seconds) {
         let now = Instant::now();
         if now >= next_fault {
-            let kind = faults[fault_times.len() % faults.len()];
-            stack
-                .events(&id, serde_json::json!([{ "type": kind }]))
-                .await;
+            let kind = fault_times.len() % FAULTS.len();
+            let events: serde_json::Value = serde_json::from_str(FAULTS[kind].1).unwrap();
+            stack.events(&id, events).await;
             // A message from the meeting right after the fault: how long until the audience
             // gets it is the chat's recovery.
             let probe = format!("après la panne {}", fault_times.len() + 1);
@@ -245,7 +288,9 @@ async fn run(o: Options) {
         if now >= next_message {
             let n = audience.len() + refused;
             let text = format!("question {}", n + 1);
+            let sent = (Instant::now(), unix_ms());
             if write(&url, &mut sockets[n % writers], &text).await {
+                accepted_ms.insert(text.clone(), sent);
                 audience.push(text);
             } else {
                 refused += 1;
@@ -276,7 +321,7 @@ async fn run(o: Options) {
                 .json()
                 .await
                 .unwrap();
-        let in_meeting: Vec<String> = chat
+        let from_audience: Vec<&serde_json::Value> = chat
             .as_array()
             .unwrap()
             .iter()
@@ -285,7 +330,10 @@ async fn run(o: Options) {
                     .as_str()
                     .is_some_and(|s| s.ends_with("(live)"))
             })
-            .filter_map(|m| m["message"].as_str().map(str::to_owned))
+            .collect();
+        let in_meeting: Vec<(String, i64)> = from_audience
+            .iter()
+            .filter_map(|m| Some((m["message"].as_str()?.to_owned(), m["time_ms"].as_i64()?)))
             .collect();
         if (kept.len() >= expected && in_meeting.len() >= audience.len()) || Instant::now() > settle
         {
@@ -296,16 +344,35 @@ async fn run(o: Options) {
 
     let samples = samples.lock().unwrap().clone();
     let seen = seen.lock().unwrap().clone();
-    println!("fault | live without meeting media (longest gap) | meeting message → audience");
+    let ended = started + Duration::from_secs_f64(wall);
+    // How long each audience message took to reach the meeting.
+    let reached: HashMap<&str, i64> = in_meeting.iter().map(|(t, ms)| (t.as_str(), *ms)).collect();
+    println!(
+        "fault | live without the meeting's camera (longest gap) | meeting message → audience | audience → meeting (longest)"
+    );
     for (n, (kind, at, probe)) in fault_times.iter().enumerate() {
-        let until = fault_times
-            .get(n + 1)
-            .map_or(*at + Duration::from_secs(o.fault_every), |f| f.1);
-        let gap = longest_gap(&samples, *at, until);
+        let (name, _, media) = FAULTS[*kind];
+        let next = fault_times.get(n + 1).map_or(ended, |f| f.1);
+        let next_media = fault_times[n + 1..]
+            .iter()
+            .find(|f| FAULTS[f.0].2)
+            .map_or(ended, |f| f.1);
+        let gap = longest_gap(&samples, *at, if media { next_media } else { next });
         let chat = seen.get(probe).map_or("never".to_owned(), |t| {
             format!("{:.2} s", (*t - *at).as_secs_f64())
         });
-        println!("{kind} | {:.2} s | {chat}", gap.as_secs_f64());
+        let to_meeting = accepted_ms
+            .iter()
+            .filter(|(_, (sent, _))| *sent >= *at && *sent < next)
+            .filter_map(|(text, (_, ms))| Some(reached.get(text.as_str())? - ms))
+            .max()
+            .map_or("—".to_owned(), |ms| {
+                format!("{:.2} s", ms as f64 / 1000.0)
+            });
+        println!(
+            "{name} | {:.2} s | {chat} | {to_meeting}",
+            gap.as_secs_f64()
+        );
     }
     let baseline = longest_gap(
         &samples,
@@ -351,6 +418,7 @@ async fn run(o: Options) {
             failures.push(format!("{text:?} kept {} times", count(&kept, text)));
         }
     }
+    let in_meeting: Vec<String> = in_meeting.into_iter().map(|(t, _)| t).collect();
     for text in &audience {
         if count(&in_meeting, text) != 1 {
             failures.push(format!(

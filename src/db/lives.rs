@@ -227,14 +227,17 @@ impl Db {
         Ok(())
     }
 
-    /// Wanted lives nobody holds (or whose holder stopped renewing), for instances to take.
-    pub async fn lives_to_capture(&self, now_ms: i64) -> Result<Vec<StoredLive>> {
+    /// Wanted lives nobody holds, whose holder stopped renewing, or held by `instance` itself
+    /// (it was restarted: its captures are gone), for `instance` to take.
+    pub async fn lives_to_capture(&self, now_ms: i64, instance: &str) -> Result<Vec<StoredLive>> {
         let rows: Vec<LiveRow> = on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "SELECT ", live_columns!(), " FROM lives WHERE wanted \
-                 AND (lease_holder IS NULL OR lease_until < $1) ORDER BY started_at"
+                 AND (lease_holder IS NULL OR lease_until < $1 OR lease_holder = $2) \
+                 ORDER BY started_at"
             ))
             .bind(now_ms)
+            .bind(instance)
             .fetch_all(pool)
             .await
         })?;

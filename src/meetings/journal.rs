@@ -83,6 +83,39 @@ async fn ended(
     Ok(())
 }
 
+/// How long one event is tried again while the database fails (a restart, a failover); the
+/// events after it wait in the channel, so the journal keeps their order.
+const DATABASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Applies one event, trying again with backoff (0.1 s doubling to 5 s) while the database
+/// fails. `now` is when the event came, whenever it is recorded.
+async fn record(db: &Db, status: &StatusCache, event: &BbbEvent, now: DateTime<Utc>) {
+    let give_up = tokio::time::Instant::now() + DATABASE_PATIENCE;
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut failures = 0u32;
+    loop {
+        let error = match apply(db, status, event, now).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(failures, "BBB event recorded in the journal after all");
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        failures += 1;
+        if !matches!(error, db::Error::Query(_)) || tokio::time::Instant::now() >= give_up {
+            tracing::error!(error = %error, failures, "a BBB event is left out of the journal");
+            return;
+        }
+        if failures == 1 {
+            tracing::warn!(error = %error, "cannot record a BBB event in the journal yet: trying again");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}
+
 /// Follows the BBB events until the channel closes.
 pub async fn follow(
     db: Db,
@@ -92,11 +125,7 @@ pub async fn follow(
 ) {
     loop {
         match events.recv().await {
-            Ok(event) => {
-                if let Err(e) = apply(&db, &status, &event, clock.now()).await {
-                    tracing::warn!(error = %e, "cannot record a BBB event in the journal");
-                }
-            }
+            Ok(event) => record(&db, &status, &event, clock.now()).await,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Sampling catches up with what was missed.
                 tracing::warn!(missed, "journal fell behind BBB events");

@@ -65,6 +65,23 @@ pub async fn root(State(state): State<SimState>) -> Response {
     )))
 }
 
+/// A call caught by an injected hang: held without being handled, then answered 504 (what a
+/// proxy in front of a stuck bbb-web says). `None` when no hang is due.
+async fn hang(state: &SimState, call: &str) -> Option<Response> {
+    let held = {
+        let mut inner = state.lock();
+        let (count, duration) = inner.api_hangs;
+        if count == 0 {
+            return None;
+        }
+        inner.api_hangs.0 -= 1;
+        *inner.calls.entry(call.to_owned()).or_default() += 1;
+        duration
+    };
+    tokio::time::sleep(held).await;
+    Some((StatusCode::GATEWAY_TIMEOUT, "simulated hang").into_response())
+}
+
 /// Checks fault injection and the checksum; `Err` is the answer to send.
 fn admit(state: &SimState, call: &str, raw: &str) -> Result<Params, Response> {
     {
@@ -93,6 +110,9 @@ pub async fn call(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let raw = raw.unwrap_or_default();
+    if let Some(answer) = hang(&state, &call).await {
+        return answer;
+    }
     let params = match admit(&state, &call, &raw) {
         Ok(params) => params,
         Err(answer) => return answer,
@@ -108,6 +128,9 @@ pub async fn call_post(
     body: Bytes,
 ) -> Response {
     let raw = raw.unwrap_or_default();
+    if let Some(answer) = hang(&state, &call).await {
+        return answer;
+    }
     let params = match admit(&state, &call, &raw) {
         Ok(params) => params,
         Err(answer) => return answer,

@@ -56,6 +56,26 @@ pub enum Event {
     DropSockets,
     /// Closes every SFU socket of the meeting at once (fault injection).
     DropMediaSockets,
+    /// Answers the next `count` SFU `start`s with 2201 (MEDIA_NOT_FOUND), whichever meeting
+    /// they are for (fault injection).
+    RefuseMedia {
+        count: u32,
+    },
+    /// Leaves the next `count` SFU `start`s unanswered: the socket stays open and answers
+    /// pings, but the stream never comes (fault injection: a stalled SFU).
+    SilenceMedia {
+        count: u32,
+    },
+    /// Answers the next `count` API calls with HTTP 503 (fault injection).
+    FailApi {
+        count: u32,
+    },
+    /// Holds the next `count` API calls, whichever meeting they are for, for `seconds` without
+    /// handling them, then answers 504 (fault injection: a BBB API that stops answering).
+    HangApi {
+        count: u32,
+        seconds: u64,
+    },
 }
 
 fn viewer() -> String {
@@ -200,6 +220,22 @@ impl SimState {
             Event::DropMediaSockets => {
                 drop(inner);
                 let _ = self.changes.send(format!("!dropsfu:{meeting_id}"));
+                return Ok(());
+            }
+            Event::RefuseMedia { count } => {
+                inner.sfu_refusals = *count;
+                return Ok(());
+            }
+            Event::SilenceMedia { count } => {
+                inner.sfu_silences = *count;
+                return Ok(());
+            }
+            Event::FailApi { count } => {
+                inner.fail_next = *count;
+                return Ok(());
+            }
+            Event::HangApi { count, seconds } => {
+                inner.api_hangs = (*count, Duration::from_secs(*seconds));
                 return Ok(());
             }
         }

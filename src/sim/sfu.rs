@@ -412,6 +412,15 @@ async fn start(
     if refused || !exists(state, caller, &key) {
         return send(socket, error(&key, 2201, "MEDIA_NOT_FOUND")).await;
     }
+    let silent = {
+        let mut inner = state.lock();
+        let silent = inner.sfu_silences > 0;
+        inner.sfu_silences = inner.sfu_silences.saturating_sub(1);
+        silent
+    };
+    if silent {
+        return true;
+    }
     if let Some(old) = viewers.remove(&key) {
         old.close().await;
     }

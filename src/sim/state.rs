@@ -250,6 +250,10 @@ pub(crate) struct Inner {
     /// SFU faults still to inject: `start`s refused with 2201, sessions whose ICE stalls.
     pub sfu_refusals: u32,
     pub sfu_stalls: u32,
+    /// SFU `start`s still to leave unanswered.
+    pub sfu_silences: u32,
+    /// API calls still to hold without an answer, and for how long.
+    pub api_hangs: (u32, Duration),
 }
 
 /// Shared simulator state.

@@ -185,13 +185,28 @@ fn keep(
     let task = tokio::spawn(async move {
         // A segment stays in the window for many seconds: once a second misses none.
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Since when writing fails (a full disk): said once, and once when it works again.
+        let mut failing: Option<tokio::time::Instant> = None;
         loop {
             let last = tokio::select! {
                 _ = tick.tick() => false,
                 _ = &mut finished => true,
             };
-            if let Err(e) = keeper.collect(&live) {
-                tracing::error!(live = live.slug, error = %e, "cannot write the live's video");
+            match keeper.collect(&live) {
+                Ok(()) => {
+                    if let Some(since) = failing.take() {
+                        tracing::warn!(
+                            live = live.slug,
+                            seconds = since.elapsed().as_secs(),
+                            "the live's video is written again; the segments that left the live meanwhile are missing from it"
+                        );
+                    }
+                }
+                Err(e) if failing.is_none() => {
+                    tracing::error!(live = live.slug, error = %e, "cannot write the live's video: the live goes on, its video misses what cannot be written");
+                    failing = Some(tokio::time::Instant::now());
+                }
+                Err(_) => {}
             }
             if last {
                 return keeper;

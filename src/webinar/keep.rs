@@ -53,7 +53,12 @@ impl Keeper {
                 if kept.inits.insert(segment.init) {
                     match rendition.init(segment.init) {
                         Some(init) => {
-                            std::fs::write(dir.join(format!("init-{}.mp4", segment.init)), init)?
+                            let path = dir.join(format!("init-{}.mp4", segment.init));
+                            if let Err(e) = std::fs::write(&path, init) {
+                                let _ = std::fs::remove_file(&path);
+                                kept.inits.remove(&segment.init);
+                                return Err(e);
+                            }
                         }
                         None => {
                             kept.inits.remove(&segment.init);
@@ -62,7 +67,13 @@ impl Keeper {
                     }
                 }
                 let bytes: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-                std::fs::write(dir.join(format!("seg-{}.m4s", segment.msn)), bytes)?;
+                let path = dir.join(format!("seg-{}.m4s", segment.msn));
+                if let Err(e) = std::fs::write(&path, bytes) {
+                    // A full disk leaves part of the file: a player must never get it. The
+                    // segment is tried again on the next call while it is in the window.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
                 kept.segments.insert(segment.msn, segment);
             }
         }

@@ -322,14 +322,23 @@ impl Webinars {
         let max = self.0.parts.config.webinar.max_lives;
         db.capture_instance_seen(&self.0.instance, max, crate::clock::unix_ms())
             .await?;
-        for live in db.lives_to_capture(crate::clock::unix_ms()).await? {
+        let instance = self.0.instance.as_str();
+        for live in db
+            .lives_to_capture(crate::clock::unix_ms(), instance)
+            .await?
+        {
             if self.capturing().contains(&live.meeting_id) {
                 continue;
             }
             let Some(meeting) = db.meeting(live.meeting_id).await? else {
                 continue;
             };
-            if live.lease_holder.is_some() {
+            if live.lease_holder.as_deref() == Some(instance) {
+                tracing::warn!(
+                    live = live.slug,
+                    "this instance was capturing this live before it stopped: taking it back"
+                );
+            } else if live.lease_holder.is_some() {
                 tracing::warn!(
                     live = live.slug,
                     holder = live.lease_holder.as_deref().unwrap_or_default(),

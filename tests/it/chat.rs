@@ -306,6 +306,7 @@ async fn bbb_unreachable_delays_messages_but_loses_none() {
         .unwrap();
     let mut viewer = connect(&room, signed_in(7, "Ann"), 64);
     viewer.welcomed().await;
+    let written = std::time::Instant::now();
     for text in ["first", "second", "third"] {
         viewer.send(say(text)).await;
         viewer
@@ -326,6 +327,10 @@ async fn bbb_unreachable_delays_messages_but_loses_none() {
     .await
     .unwrap_or_else(|_| panic!("delivered: {:?}", meeting_chat(&meeting)));
     assert_eq!(meeting_chat(&meeting), expected, "once each, in order");
+    eprintln!(
+        "recovery: three messages in the meeting {:.2} s after the first was written, BBB having answered the relay's first three calls with 503",
+        written.elapsed().as_secs_f64()
+    );
     let mut delivered = room.delivered();
     tokio::time::timeout(PATIENCE, delivered.wait_for(|id| *id == 3))
         .await

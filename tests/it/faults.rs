@@ -274,6 +274,181 @@ async fn a_postgresql_restart_holds_pages_back_briefly_and_loses_no_chat_message
     db.close().await;
 }
 
+/// Polls `check` until it holds, for at most [`PATIENCE`].
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits for the simulator's delivery of webhook event `id` and checks amphi took it.
+async fn webhook_taken(
+    deliveries: &mut tokio::sync::broadcast::Receiver<amphi::sim::Delivery>,
+    id: &str,
+) {
+    let delivery = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let delivery = deliveries.recv().await.unwrap();
+            if delivery.kind == amphi::sim::DeliveryKind::Webhook && delivery.subject == id {
+                return delivery;
+            }
+        }
+    })
+    .await
+    .expect("a webhook delivery");
+    assert!(delivery.delivered, "{delivery:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_under_a_running_meeting_loses_no_journal_entry() {
+    use amphi::bbb::callbacks::webhook_url;
+    if std::env::var("AMPHI_TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: set AMPHI_TEST_DATABASE_URL to run the PostgreSQL journal test");
+        return;
+    }
+    amphi::install_crypto_provider();
+    const SECRET: &str = "journal-fault-secret";
+    let server = OwnPostgres::start();
+    // A pool that gives up within a second, so that the outage below outlasts it.
+    let options = amphi::db::Options {
+        connect_timeout: Duration::from_secs(1),
+        ..amphi::db::Options::default()
+    };
+    let db = amphi::db::Db::connect(&server.url(), &options)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let sim = amphi::sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        amphi::sim::SimOptions {
+            secret: amphi::redact::Redacted::new(SECRET.to_owned()),
+            ..amphi::sim::SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("http://{}", listener.local_addr().unwrap());
+    let data = tempfile::tempdir().unwrap();
+    let mut config = amphi::config::Config {
+        public_url: public_url.clone(),
+        data_dir: data.path().to_owned(),
+        ..amphi::config::Config::default()
+    };
+    config.bbb.api_url = sim.api_url();
+    config.bbb.secret = amphi::redact::Redacted::new(SECRET.to_owned());
+    let app = TestApp::with_db(config, db.clone()).await;
+    let state = app.state.clone();
+    let served = tokio::spawn(amphi::server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let api = app.state.bbb.clone().unwrap();
+    amphi::bbb::webhooks::ensure_registered(api.as_ref(), &webhook_url(&public_url))
+        .await
+        .unwrap();
+    let owner = app.add_user("curie", "correct horse battery").await;
+    let now = chrono::Utc::now();
+    let meeting = db
+        .create_meeting(
+            &amphi::db::MeetingFields {
+                is_webinar: false,
+                ..amphi::db::MeetingFields::webinar("Chimie organique", owner.id, now)
+            },
+            false,
+            "",
+            now,
+        )
+        .await
+        .unwrap();
+    let meeting = amphi::meetings::start::ensure_created(
+        &db,
+        api.as_ref(),
+        &app.state.config,
+        app.state.secret_key.expose(),
+        &meeting,
+        Some(owner.id),
+        now,
+    )
+    .await
+    .unwrap();
+    let join = |name: &str| amphi::bbb::JoinParams {
+        meeting_id: meeting.meeting_id.clone(),
+        full_name: name.to_owned(),
+        role: amphi::bbb::Role::Viewer,
+        user_id: None,
+        create_time: None,
+        avatar_url: None,
+        bot: false,
+    };
+    let mut deliveries = sim.state.subscribe_deliveries();
+    let before = api.join_bot(&join("Avant la panne")).await.unwrap();
+    wait_until("the first join in the journal", || {
+        let db = db.clone();
+        async move {
+            match db.current_session(meeting.id).await.unwrap() {
+                Some(session) => db.participants(session.id).await.unwrap().len() == 1,
+                None => false,
+            }
+        }
+    })
+    .await;
+    let session = db.current_session(meeting.id).await.unwrap().unwrap();
+
+    // The server stops. Someone joins and someone leaves meanwhile: BBB's webhooks are taken
+    // (amphi answers at once), the journal cannot write them yet.
+    server.pg_ctl("stop");
+    api.join_bot(&join("Pendant la panne")).await.unwrap();
+    let left = reqwest::Client::new()
+        .post(format!(
+            "{}/sim/meetings/{}/users/{}/leave",
+            sim.state.base_url, meeting.meeting_id, before.user_id
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 204);
+    // The simulator sends in order: the leave's delivery comes after the join's.
+    webhook_taken(&mut deliveries, "user-left").await;
+    // A read made now fails when the pool gives up; the journal, which tried before it, has
+    // failed too.
+    assert!(db.participants(session.id).await.is_err());
+
+    // It starts again: both changes reach the journal, in order.
+    server.pg_ctl("start");
+    let back = Instant::now();
+    wait_until("the outage's journal entries", || {
+        let db = db.clone();
+        async move {
+            let Ok(people) = db.participants(session.id).await else {
+                return false;
+            };
+            people.len() == 2
+                && people
+                    .iter()
+                    .any(|p| p.full_name == "Avant la panne" && p.left_at.is_some())
+        }
+    })
+    .await;
+    eprintln!(
+        "recovery: the journal entries of the outage (a join, a leave) recorded {:.2} s after PostgreSQL was back",
+        back.elapsed().as_secs_f64()
+    );
+    let people = db.participants(session.id).await.unwrap();
+    let names: Vec<&str> = people.iter().map(|p| p.full_name.as_str()).collect();
+    assert_eq!(names, ["Avant la panne", "Pendant la panne"]);
+    assert!(people[1].left_at.is_none(), "{people:?}");
+    served.abort();
+    db.close().await;
+}
+
 /// A tmpfs of `megabytes` mounted on `dir` while it lives (root only).
 struct SmallDisk {
     dir: PathBuf,
@@ -358,4 +533,143 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// `seg-N.m4s` numbers in `dir`, sorted.
+fn kept_segments(dir: &Path) -> Vec<u64> {
+    let mut numbers: Vec<u64> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    let name = e.ok()?.file_name().into_string().ok()?;
+                    name.strip_prefix("seg-")?
+                        .strip_suffix(".m4s")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    numbers.sort();
+    numbers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_a_kept_live_spares_the_live_and_its_video_catches_up() {
+    use super::webinar as w;
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("skipped: mounting a small disk needs root (CI runs as root)");
+        return;
+    }
+    let db = crate::support::TestDb::sqlite().await;
+    let w::Stack {
+        mut app,
+        sim,
+        _media,
+    } = w::stack(&db).await;
+    // The kept videos' folder is a small disk of its own; the database is elsewhere.
+    let videos = app.state.config.data_dir.join("videos");
+    let _disk = SmallDisk::mount(&videos, 32).expect("mount -t tmpfs works for root");
+    let (_, token) = w::teacher(&app, "curie").await;
+    let (id, slug) = w::schedule(&mut app, &token).await;
+    let meeting = w::created(&app, id).await;
+    app.state
+        .webinars
+        .start(&meeting, chrono::Utc::now())
+        .await
+        .unwrap();
+    w::presenter_arrives(&sim, &slug);
+    w::segment_ready(&app, &slug, 1).await;
+    let live = w::served(&app, &slug);
+    let rendition = live.rendition("720p").unwrap();
+    let kept_dir = || {
+        std::fs::read_dir(&videos)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("live-"))
+            .map(|e| e.path().join("720p"))
+    };
+    wait_until("the first kept segment", || {
+        let found = kept_dir().is_some_and(|d| !kept_segments(&d).is_empty());
+        async move { found }
+    })
+    .await;
+    let dir = kept_dir().unwrap();
+
+    // The disk fills up: the live goes on for its audience, four more segments.
+    let ballast = videos.join("ballast");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&ballast).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while file.write_all(&chunk).is_ok() {}
+    }
+    let full_from = rendition.edge().unwrap().msn + 1;
+    w::segment_ready(&app, &slug, full_from + 4).await;
+    let written = kept_segments(&dir);
+    assert!(
+        written.last().is_some_and(|last| *last <= full_from),
+        "nothing could be written while the disk was full: {written:?} (full from {full_from})"
+    );
+
+    // Room again: the video catches up with what is still in the live's window.
+    std::fs::remove_file(&ballast).unwrap();
+    let freed = Instant::now();
+    wait_until("the segments of the full disk kept", || {
+        let caught_up = kept_segments(&dir)
+            .last()
+            .is_some_and(|last| *last >= full_from + 4);
+        async move { caught_up }
+    })
+    .await;
+    eprintln!(
+        "recovery: the kept video caught up with the 4 segments of the full disk {:.2} s after there was room again",
+        freed.elapsed().as_secs_f64()
+    );
+    // Every file written is whole: the same bytes as the live's segment.
+    for msn in kept_segments(&dir) {
+        if let Some(parts) = rendition.segment(msn) {
+            let bytes: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let file = std::fs::read(dir.join(format!("seg-{msn}.m4s"))).unwrap();
+            assert!(file == bytes, "seg-{msn}.m4s is whole");
+        }
+    }
+
+    // The meeting ends: the video has every segment, without a break.
+    sim.state
+        .apply_event(&slug, &amphi::sim::scenario::Event::End)
+        .unwrap();
+    w::playlists_end(&live, PATIENCE).await;
+    let video = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(video) = app.state.db.videos_from("live", &slug).await.unwrap().pop() {
+                return video;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live is registered as a video");
+    let vod = std::fs::read_to_string(
+        app.state
+            .config
+            .data_dir
+            .join(&video.path)
+            .join("720p/index.m3u8"),
+    )
+    .unwrap();
+    let numbers: Vec<u64> = vod
+        .lines()
+        .filter_map(|l| l.strip_prefix("seg-")?.strip_suffix(".m4s")?.parse().ok())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1) && numbers.first() == Some(&0),
+        "every segment from the first: {vod}"
+    );
+    assert!(!vod.contains("#EXT-X-DISCONTINUITY"), "{vod}");
+    assert!(numbers.len() as u64 > full_from + 4, "{vod}");
 }

@@ -22,7 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(90);
 pub(crate) struct Stack {
     pub(crate) app: TestApp,
     pub(crate) sim: sim::Running,
-    _media: tempfile::TempDir,
+    pub(crate) _media: tempfile::TempDir,
 }
 
 pub(crate) async fn stack(db: &TestDb) -> Stack {
@@ -38,7 +38,11 @@ pub(crate) async fn stack(db: &TestDb) -> Stack {
     )
     .await
     .unwrap();
-    let mut config = Config::default();
+    // Kept videos go to the test's own folder, never /var/lib/amphi.
+    let mut config = Config {
+        data_dir: media.path().join("data"),
+        ..Config::default()
+    };
     config.bbb.api_url = sim.api_url();
     config.bbb.secret = Redacted::new(SECRET.to_owned());
     config.bbb.checksum = ChecksumAlgorithm::Sha256;
@@ -100,7 +104,7 @@ pub(crate) fn chemistry() -> Value {
 
 /// The BBB meeting of webinar `id`, created as its owner's start creates it (without starting
 /// the live).
-async fn created(app: &TestApp, id: i64) -> amphi::db::Meeting {
+pub(crate) async fn created(app: &TestApp, id: i64) -> amphi::db::Meeting {
     let meeting = app.state.db.meeting(id).await.unwrap().unwrap();
     amphi::meetings::start::ensure_created(
         &app.state.db,
@@ -210,7 +214,7 @@ pub(crate) fn served(app: &TestApp, slug: &str) -> std::sync::Arc<amphi::hls::Li
 }
 
 /// Waits until the live's playlists end (`EXT-X-ENDLIST`), within `patience`.
-async fn playlists_end(live: &amphi::hls::Live, patience: Duration) {
+pub(crate) async fn playlists_end(live: &amphi::hls::Live, patience: Duration) {
     let rendition = live.rendition("720p").unwrap();
     tokio::time::timeout(patience, async {
         while !rendition.is_ended() {
@@ -606,8 +610,14 @@ async fn two_instances_on_postgresql_capture_a_live_exactly_once_and_take_it_ove
     // lease expires, and goes on with the numbering.
     a_loop.abort();
     a.state.webinars.abandon();
+    let died = std::time::Instant::now();
     let (a_next, _, _) = a_live.progress();
     segment_ready(&b, &slug, 0).await;
+    eprintln!(
+        "recovery: the other instance served the live's first segment {:.2} s after the capturing one died (lease {} s)",
+        died.elapsed().as_secs_f64(),
+        b.state.config.webinar.lease_seconds
+    );
     assert_eq!(b.state.webinars.capturing(), [id]);
     let stored = db.db.live_by_slug(&slug).await.unwrap().unwrap();
     assert_eq!(stored.lease_holder.as_deref(), Some("instance-b"));
@@ -816,12 +826,14 @@ async fn a_failed_capture_starts_again_after_a_backoff() {
     // BBB answers the next two calls with 503: the bot cannot get in, and whether the meeting
     // runs cannot be learned. The capture fails, waits on the "reconnecting" slate, tries again.
     sim.state.fail_next(2);
+    let started = std::time::Instant::now();
     app.state
         .webinars
         .start(&meeting, chrono::Utc::now())
         .await
         .unwrap();
     segment_ready(&app, &slug, 0).await;
+    let slate = started.elapsed();
     let live = served(&app, &slug);
     tokio::time::timeout(PATIENCE, async {
         while live.stats.snapshot().frames_in == 0 {
@@ -830,6 +842,11 @@ async fn a_failed_capture_starts_again_after_a_backoff() {
     })
     .await
     .expect("the second attempt brings the meeting's media in");
+    eprintln!(
+        "recovery: after two 503 answers, the slate's first segment {:.2} s and the meeting's media {:.2} s after the start",
+        slate.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
     let stored = app.state.db.live_by_slug(&slug).await.unwrap().unwrap();
     assert_eq!(stored.restarts, 1, "{stored:?}");
     assert!(

@@ -232,11 +232,19 @@ instance = "node-a"
     .expect("the message is accepted");
     let addr = first.addr.clone();
     drop(first); // SIGKILL
+    let killed = std::time::Instant::now();
 
     // The same instance starts again on the same address and database.
     write_config(&addr);
     let second = serve(&config).await;
     assert_eq!(second.addr, addr);
+    let listening = killed.elapsed();
+    playlist_with(&base, &slug, 1).await;
+    eprintln!(
+        "recovery: amphi serve listening again {:.2} s after SIGKILL, the live's first new segment served {:.2} s after",
+        listening.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
     let (after_msn, dseq, after) = playlist_with(&base, &slug, 2).await;
     assert!(
         after_msn > edge_before,
@@ -278,5 +286,9 @@ instance = "node-a"
     })
     .await
     .expect("the message reaches the meeting");
+    eprintln!(
+        "recovery: the message written before the kill reached the meeting {:.2} s after SIGKILL",
+        killed.elapsed().as_secs_f64()
+    );
     drop(second);
 }
