@@ -177,6 +177,55 @@ fn drain(s: &mut Session) -> Vec<Output> {
 }
 
 #[test]
+fn a_start_left_unanswered_is_tried_again_sooner_and_longer_each_time() {
+    let timing = Timing {
+        answer_timeout: Duration::from_secs(5),
+        first_backoff: Duration::from_secs(1),
+        max_attempts: 3,
+        ..Timing::default()
+    };
+    let (mut s, start) = session(Media::Audio, timing);
+    // The SFU says nothing: the first attempt ends after 5 s, not the 20 s of media flowing.
+    assert_eq!(s.next_timer(), Some(start + Duration::from_secs(5)));
+    s.handle(start + Duration::from_secs(4), Input::Tick);
+    assert_eq!(drain(&mut s), vec![]);
+    let first_end = start + Duration::from_secs(5);
+    s.handle(first_end, Input::Tick);
+    let outputs = drain(&mut s);
+    assert_eq!(outputs[0], Output::Close);
+    assert!(
+        matches!(&outputs[1], Output::Event(Event::Retrying { attempt: 2, reason, .. }) if reason == "the SFU did not answer the start in 5 s"),
+        "{outputs:?}"
+    );
+    // The second attempt waits twice as long, and an answer within it is taken.
+    let again = first_end + Duration::from_secs(1);
+    s.handle(again, Input::Tick);
+    assert_eq!(s.poll_output(), Some(Output::Connect));
+    s.handle(again, Input::Connected);
+    assert!(matches!(s.poll_output(), Some(Output::Send(_))));
+    assert_eq!(s.next_timer(), Some(again + Duration::from_secs(10)));
+    s.handle(again + Duration::from_secs(8), Input::Tick);
+    assert_eq!(drain(&mut s), vec![]);
+    s.handle(
+        again + Duration::from_secs(8),
+        Input::Frame(
+            r#"{"type":"audio","id":"startResponse","response":"accepted","sdpAnswer":"v=0"}"#
+                .into(),
+        ),
+    );
+    assert_eq!(s.poll_output(), Some(Output::Offer("v=0".into())));
+    // From there on, the media's own deadline (20 s from the start) holds, not the answer's.
+    s.handle(again + Duration::from_secs(12), Input::Tick);
+    assert_eq!(drain(&mut s), vec![]);
+    s.handle(again + Duration::from_secs(20), Input::Tick);
+    let outputs = drain(&mut s);
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Event(Event::Retrying { attempt: 3, reason, .. }) if reason == "no media after 20 s")),
+        "{outputs:?}"
+    );
+}
+
+#[test]
 fn media_that_never_flows_is_tried_again_then_given_up() {
     let timing = Timing {
         flow_timeout: Duration::from_secs(5),

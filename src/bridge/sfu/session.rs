@@ -22,6 +22,11 @@ pub struct Timing {
     pub max_attempts: u32,
     /// From `start` to media flowing; longer means the attempt failed (stalled ICE).
     pub flow_timeout: Duration,
+    /// From `start` to the SFU's `startResponse`, this much longer after each start left
+    /// unanswered in a row (5, 10, 15 s…, at most `flow_timeout`): a stalled SFU is tried
+    /// again well before media that never flows would be, and a slow one gets more time at
+    /// each attempt.
+    pub answer_timeout: Duration,
     /// A `ping` this often (the HTML5 client's 15 s); the socket is given up after three
     /// intervals without any frame.
     pub keepalive: Duration,
@@ -34,6 +39,7 @@ impl Default for Timing {
             max_backoff: Duration::from_secs(15),
             max_attempts: 12,
             flow_timeout: Duration::from_secs(20),
+            answer_timeout: Duration::from_secs(5),
             keepalive: Duration::from_secs(15),
         }
     }
@@ -114,6 +120,8 @@ pub struct Session {
     phase: Phase,
     outputs: VecDeque<Output>,
     attempts: u32,
+    /// Starts the SFU left unanswered in a row.
+    unanswered: u32,
     retry_at: Option<Instant>,
     started_at: Option<Instant>,
     last_frame: Option<Instant>,
@@ -134,6 +142,7 @@ impl Session {
             phase: Phase::Connecting,
             outputs: VecDeque::from([Output::Connect]),
             attempts: 1,
+            unanswered: 0,
             retry_at: None,
             started_at: None,
             last_frame: None,
@@ -170,6 +179,7 @@ impl Session {
                 let ping = self.last_ping.or(self.last_frame)? + self.timing.keepalive;
                 let flow = match self.phase {
                     Phase::Flowing => None,
+                    Phase::Starting => self.started_at.map(|t| t + self.answer_timeout()),
                     _ => self.started_at.map(|t| t + self.timing.flow_timeout),
                 };
                 Some(flow.map_or(ping, |f| f.min(ping)))
@@ -251,6 +261,19 @@ impl Session {
                     self.retry(now, "the SFU stopped answering".to_owned());
                     return;
                 }
+                if self.phase == Phase::Starting
+                    && self
+                        .started_at
+                        .is_some_and(|t| now.duration_since(t) >= self.answer_timeout())
+                {
+                    let waited = self.answer_timeout().as_secs();
+                    self.unanswered += 1;
+                    self.retry(
+                        now,
+                        format!("the SFU did not answer the start in {waited} s"),
+                    );
+                    return;
+                }
                 if self.phase != Phase::Flowing
                     && self
                         .started_at
@@ -300,6 +323,7 @@ impl Session {
                 sdp_answer,
                 ..
             } if self.concerns(&kind, camera_id.as_deref()) => {
+                self.unanswered = 0;
                 if self.phase != Phase::Starting {
                     self.warn("startResponse out of turn, ignored".to_owned());
                 } else if response.as_deref().is_some_and(|r| r != "accepted") {
@@ -371,6 +395,8 @@ impl Session {
     }
 
     fn error(&mut self, now: Instant, code: SfuCode) {
+        // An error is an answer too.
+        self.unanswered = 0;
         if code.is_retryable() {
             self.retry(now, code.to_string());
         } else {
@@ -384,6 +410,11 @@ impl Session {
 
     fn warn(&mut self, text: String) {
         self.outputs.push_back(Output::Event(Event::Warning(text)));
+    }
+
+    /// How long this attempt waits for `startResponse`.
+    fn answer_timeout(&self) -> Duration {
+        (self.timing.answer_timeout * (self.unanswered + 1)).min(self.timing.flow_timeout)
     }
 
     /// Ends this attempt and schedules the next one, or gives up.
