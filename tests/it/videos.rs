@@ -853,6 +853,7 @@ async fn a_job_interrupted_mid_transcode_starts_over_and_finishes() {
     .expect("the transcode gets under way");
     worker.abort();
     assert!(worker.await.unwrap_err().is_cancelled());
+    let stopped = std::time::Instant::now();
 
     let second = amphi::videos::Library::new(
         app.state.db.clone(),
@@ -861,7 +862,32 @@ async fn a_job_interrupted_mid_transcode_starts_over_and_finishes() {
         "second-instance",
     );
     let worker = second.spawn();
+    tokio::time::timeout(PATIENCE, async {
+        while app
+            .state
+            .db
+            .video(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .job
+            .unwrap()
+            .attempts
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the other instance claims the job");
+    let claimed = stopped.elapsed();
     let done = finished(&app, id).await;
+    eprintln!(
+        "recovery: the other instance claimed the job {:.2} s after the first stopped (lease {} s) and finished it {:.2} s after (the transcode starts over)",
+        claimed.as_secs_f64(),
+        app.state.config.videos.lease_seconds,
+        stopped.elapsed().as_secs_f64()
+    );
     assert_eq!(done.video.state, "ready", "{:?}", done.job);
     assert_eq!(done.job.as_ref().unwrap().attempts, 2, "{:?}", done.job);
     assert!(
