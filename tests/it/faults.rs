@@ -19,6 +19,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// Whether this process runs as root (CI does): the disk tests mount, the PostgreSQL server
+/// runs as `postgres`.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
 /// A PostgreSQL server of this test only, on its own port.
 struct OwnPostgres {
     bin: PathBuf,
@@ -42,10 +51,7 @@ impl OwnPostgres {
     /// refuses to run as root).
     fn run(&self, program: &str, args: &[&str]) {
         let binary = self.bin.join(program);
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let root = is_root();
         let mut command = if root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&binary);
@@ -67,10 +73,7 @@ impl OwnPostgres {
 
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let root = is_root();
         if root {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -274,19 +277,6 @@ async fn a_postgresql_restart_holds_pages_back_briefly_and_loses_no_chat_message
     db.close().await;
 }
 
-/// Polls `check` until it holds, for at most [`PATIENCE`].
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits for the simulator's delivery of webhook event `id` and checks amphi took it.
 async fn webhook_taken(
     deliveries: &mut tokio::sync::broadcast::Receiver<amphi::sim::Delivery>,
@@ -390,7 +380,7 @@ async fn a_postgresql_restart_under_a_running_meeting_loses_no_journal_entry() {
     };
     let mut deliveries = sim.state.subscribe_deliveries();
     let before = api.join_bot(&join("Avant la panne")).await.unwrap();
-    wait_until("the first join in the journal", || {
+    super::meetings::wait_until("the first join in the journal", || {
         let db = db.clone();
         async move {
             match db.current_session(meeting.id).await.unwrap() {
@@ -424,7 +414,7 @@ async fn a_postgresql_restart_under_a_running_meeting_loses_no_journal_entry() {
     // It starts again: both changes reach the journal, in order.
     server.pg_ctl("start");
     let back = Instant::now();
-    wait_until("the outage's journal entries", || {
+    super::meetings::wait_until("the outage's journal entries", || {
         let db = db.clone();
         async move {
             let Ok(people) = db.participants(session.id).await else {
@@ -476,11 +466,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_import_with_its_reason_and_leaves_room_for_the_next() {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
+    if !is_root() {
         eprintln!("skipped: mounting a small disk needs root (CI runs as root)");
         return;
     }
@@ -557,11 +543,7 @@ fn kept_segments(dir: &Path) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_under_a_kept_live_spares_the_live_and_its_video_catches_up() {
     use super::webinar as w;
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
+    if !is_root() {
         eprintln!("skipped: mounting a small disk needs root (CI runs as root)");
         return;
     }
@@ -593,7 +575,7 @@ async fn a_full_disk_under_a_kept_live_spares_the_live_and_its_video_catches_up(
             .find(|e| e.file_name().to_string_lossy().starts_with("live-"))
             .map(|e| e.path().join("720p"))
     };
-    wait_until("the first kept segment", || {
+    super::meetings::wait_until("the first kept segment", || {
         let found = kept_dir().is_some_and(|d| !kept_segments(&d).is_empty());
         async move { found }
     })
@@ -619,7 +601,7 @@ async fn a_full_disk_under_a_kept_live_spares_the_live_and_its_video_catches_up(
     // Room again: the video catches up with what is still in the live's window.
     std::fs::remove_file(&ballast).unwrap();
     let freed = Instant::now();
-    wait_until("the segments of the full disk kept", || {
+    super::meetings::wait_until("the segments of the full disk kept", || {
         let caught_up = kept_segments(&dir)
             .last()
             .is_some_and(|last| *last >= full_from + 4);
@@ -644,16 +626,7 @@ async fn a_full_disk_under_a_kept_live_spares_the_live_and_its_video_catches_up(
         .apply_event(&slug, &amphi::sim::scenario::Event::End)
         .unwrap();
     w::playlists_end(&live, PATIENCE).await;
-    let video = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Some(video) = app.state.db.videos_from("live", &slug).await.unwrap().pop() {
-                return video;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the live is registered as a video");
+    let video = w::kept_video(&app, &slug).await;
     let vod = std::fs::read_to_string(
         app.state
             .config

@@ -470,7 +470,7 @@ async fn the_form_says_what_is_wrong_and_calls_no_one() {
 }
 
 /// Polls `check` until it holds (the journal applies events on its own task).
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -227,6 +227,20 @@ pub(crate) async fn playlists_end(live: &amphi::hls::Live, patience: Duration) {
     .unwrap_or_else(|_| panic!("the playlists of {} did not end in {patience:?}", live.slug));
 }
 
+/// The video a kept live becomes once it ended.
+pub(crate) async fn kept_video(app: &TestApp, slug: &str) -> amphi::db::Video {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(video) = app.state.db.videos_from("live", slug).await.unwrap().pop() {
+                return video;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live is registered as a video")
+}
+
 /// Waits until the live is recorded as stopped, within `patience`; returns it.
 async fn stopped(app: &TestApp, slug: &str, patience: Duration) -> amphi::db::StoredLive {
     tokio::time::timeout(patience, async {
@@ -342,16 +356,7 @@ async fn a_webinar_scheduled_through_the_api_goes_live_and_stops_with_the_meetin
     assert!(last.contains("#EXT-X-ENDLIST"), "{last}");
 
     // The owner asked to keep it: the live is a video now, whose every segment decodes.
-    let video = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Some(video) = app.state.db.videos_from("live", &slug).await.unwrap().pop() {
-                return video;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the live is registered as a video");
+    let video = kept_video(&app, &slug).await;
     assert_eq!(video.title, "Amphi de chimie");
     assert_eq!(video.state, "ready");
     assert!(video.duration_ms >= 4000, "{video:?}");
