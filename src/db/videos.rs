@@ -482,10 +482,11 @@ impl Db {
             Ok((duration_ms, thumbnail)) => ("ready", duration_ms, thumbnail),
             Err(_) => ("failed", 0, ""),
         };
-        // The video first, while the job still says it is this holder's: if the job's own
-        // update then fails, the job stays running, its lease runs out and it is done again.
-        let video = execute!(self, pool => {
-            sqlx::query(
+        // One transaction: a reader never sees the video ready while its job still runs. The
+        // video first, while the job still says it is this holder's.
+        let updated = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let video = sqlx::query(
                 "UPDATE videos SET state = $3, duration_ms = $4, thumbnail = $5, updated_at = $6 \
                  WHERE id = (SELECT video_id FROM video_jobs \
                  WHERE id = $1 AND lease_holder = $2 AND state = 'running')",
@@ -496,14 +497,13 @@ impl Db {
             .bind(duration_ms)
             .bind(thumbnail)
             .bind(now_ms)
-            .execute(pool)
-            .await
-        })?;
-        if video != 1 {
-            return Ok(false);
-        }
-        let updated = execute!(self, pool => {
-            sqlx::query(
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if video != 1 {
+                return Ok(false);
+            }
+            let updated = sqlx::query(
                 "UPDATE video_jobs SET state = $3, error = $4, progress = CASE WHEN $3 = 'done' \
                  THEN 100 ELSE progress END, updated_at = $5, lease_until = NULL \
                  WHERE id = $1 AND lease_holder = $2 AND state = 'running'",
@@ -513,8 +513,11 @@ impl Db {
             .bind(state)
             .bind(error)
             .bind(now_ms)
-            .execute(pool)
-            .await
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(updated)
         })?;
         Ok(updated == 1)
     }
