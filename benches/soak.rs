@@ -5,9 +5,9 @@
 //! then refused with 2201, BBB's API answering 503, BBB's API not answering at all, the SFU
 //! leaving the new sessions unanswered. For each fault: how long the live went without the
 //! meeting's camera, how long until a message from the meeting reached the audience again, and
-//! the longest an audience message took to reach the meeting. At the end, every message must have been kept once, every audience message
-//! must have reached the meeting once, and the live must have kept up with real time;
-//! otherwise the tool fails.
+//! the longest an audience message took to reach the meeting. At the end, every message must
+//! have been kept once, every audience message must have reached the meeting once, and the live
+//! must have kept up with real time; otherwise the tool fails.
 //!
 //! `cargo bench --bench soak -- [--seconds 120] [--fault-every 15] [--rate 2] [--viewers 20]`
 //! (CI runs a short variant, built in the test profile: `cargo test --bench soak -- --seconds
@@ -182,12 +182,6 @@ fn longest_gap(samples: &[(Instant, u64)], from: Instant, to: Instant) -> Durati
     longest
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 async fn run(o: Options) {
     let stack = webinar::Stack::start(&o.preset, o.fps, 1).await;
     let meeting = stack.webinar("Soak").await;
@@ -288,7 +282,7 @@ async fn run(o: Options) {
         if now >= next_message {
             let n = audience.len() + refused;
             let text = format!("question {}", n + 1);
-            let sent = (Instant::now(), unix_ms());
+            let sent = (Instant::now(), amphi::clock::unix_ms());
             if write(&url, &mut sockets[n % writers], &text).await {
                 accepted_ms.insert(text.clone(), sent);
                 audience.push(text);
@@ -321,7 +315,8 @@ async fn run(o: Options) {
                 .json()
                 .await
                 .unwrap();
-        let from_audience: Vec<&serde_json::Value> = chat
+        // The audience's messages in the meeting, with when they arrived there.
+        let in_meeting: Vec<(String, i64)> = chat
             .as_array()
             .unwrap()
             .iter()
@@ -330,9 +325,6 @@ async fn run(o: Options) {
                     .as_str()
                     .is_some_and(|s| s.ends_with("(live)"))
             })
-            .collect();
-        let in_meeting: Vec<(String, i64)> = from_audience
-            .iter()
             .filter_map(|m| Some((m["message"].as_str()?.to_owned(), m["time_ms"].as_i64()?)))
             .collect();
         if (kept.len() >= expected && in_meeting.len() >= audience.len()) || Instant::now() > settle

@@ -400,39 +400,18 @@ async fn start(
     {
         return false;
     }
-    let refused = {
-        let mut inner = state.lock();
-        if inner.sfu_refusals > 0 {
-            inner.sfu_refusals -= 1;
-            true
-        } else {
-            false
-        }
-    };
+    let refused = take_one(&mut state.lock().sfu_refusals);
     if refused || !exists(state, caller, &key) {
         return send(socket, error(&key, 2201, "MEDIA_NOT_FOUND")).await;
     }
-    let silent = {
-        let mut inner = state.lock();
-        let silent = inner.sfu_silences > 0;
-        inner.sfu_silences = inner.sfu_silences.saturating_sub(1);
-        silent
-    };
-    if silent {
+    if take_one(&mut state.lock().sfu_silences) {
+        // Left unanswered: a stalled SFU.
         return true;
     }
     if let Some(old) = viewers.remove(&key) {
         old.close().await;
     }
-    let stalled = {
-        let mut inner = state.lock();
-        if inner.sfu_stalls > 0 {
-            inner.sfu_stalls -= 1;
-            true
-        } else {
-            false
-        }
-    };
+    let stalled = take_one(&mut state.lock().sfu_stalls);
     let has_audio = key == Key::Screenshare && {
         let inner = state.lock();
         inner
@@ -463,6 +442,13 @@ async fn start(
             send(socket, error(&key, 2200, "MEDIA_GENERIC_ERROR")).await
         }
     }
+}
+
+/// Takes one fault from a count of faults still to inject; whether there was one.
+fn take_one(left: &mut u32) -> bool {
+    let due = *left > 0;
+    *left = left.saturating_sub(1);
+    due
 }
 
 /// Builds a sending peer with one track per pattern and makes its offer.

@@ -10,6 +10,14 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Writes `bytes` to `path`, or leaves no file: a full disk leaves part of one, which a
+/// player must never get.
+fn write_whole(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    std::fs::write(path, bytes).inspect_err(|_| {
+        let _ = std::fs::remove_file(path);
+    })
+}
+
 /// One rendition's files so far.
 #[derive(Default)]
 struct Kept {
@@ -54,8 +62,7 @@ impl Keeper {
                     match rendition.init(segment.init) {
                         Some(init) => {
                             let path = dir.join(format!("init-{}.mp4", segment.init));
-                            if let Err(e) = std::fs::write(&path, init) {
-                                let _ = std::fs::remove_file(&path);
+                            if let Err(e) = write_whole(&path, &init) {
                                 kept.inits.remove(&segment.init);
                                 return Err(e);
                             }
@@ -67,13 +74,9 @@ impl Keeper {
                     }
                 }
                 let bytes: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-                let path = dir.join(format!("seg-{}.m4s", segment.msn));
-                if let Err(e) = std::fs::write(&path, bytes) {
-                    // A full disk leaves part of the file: a player must never get it. The
-                    // segment is tried again on the next call while it is in the window.
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e);
-                }
+                // On failure the segment is tried again at the next call while it is in the
+                // window.
+                write_whole(&dir.join(format!("seg-{}.m4s", segment.msn)), &bytes)?;
                 kept.segments.insert(segment.msn, segment);
             }
         }

@@ -105,8 +105,12 @@ impl OwnPostgres {
         self.dir.path().join("data").display().to_string()
     }
 
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    /// A pool on this server, with amphi's tables.
+    async fn db(&self, options: &amphi::db::Options) -> amphi::db::Db {
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        let db = amphi::db::Db::connect(&url, options).await.unwrap();
+        db.migrate().await.unwrap();
+        db
     }
 
     fn pg_ctl(&self, action: &str) {
@@ -171,10 +175,7 @@ async fn a_postgresql_restart_holds_pages_back_briefly_and_loses_no_chat_message
     }
     amphi::install_crypto_provider();
     let server = OwnPostgres::start();
-    let db = amphi::db::Db::connect(&server.url(), &amphi::db::Options::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
+    let db = server.db(&amphi::db::Options::default()).await;
     let mut app = TestApp::with_db(amphi::config::Config::default(), db.clone()).await;
     let (_, api) = super::chat::offline_meeting();
     let live = "panne-postgresql";
@@ -310,10 +311,7 @@ async fn a_postgresql_restart_under_a_running_meeting_loses_no_journal_entry() {
         connect_timeout: Duration::from_secs(1),
         ..amphi::db::Options::default()
     };
-    let db = amphi::db::Db::connect(&server.url(), &options)
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
+    let db = server.db(&options).await;
     let sim = amphi::sim::start(
         "127.0.0.1:0".parse().unwrap(),
         amphi::sim::SimOptions {
